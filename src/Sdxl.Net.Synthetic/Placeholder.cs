@@ -1,0 +1,1 @@
+namespace Sdxl.Net.Synthetic;
