@@ -1,0 +1,125 @@
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace Sdxl.Net.Synthetic;
+
+/// <summary>
+/// A UNet2DConditionModel-shaped denoiser: conv_in, one residual block per level (cross-attention to
+/// <c>encoder_hidden_states</c> from the second level on), stride-2 downsampling, a middle block, nearest-neighbour
+/// upsampling with skip connections, conv_out. The timestep (sinusoidal) and the SDXL "text_time" addition
+/// (<c>text_embeds</c> ++ sinusoidal <c>time_ids</c>) are embedded, summed and added inside every residual block.
+/// </summary>
+internal static class UnetGraph
+{
+    /// <summary>Group-norm group count (32 in SDXL).</summary>
+    public const int NormGroups = 8;
+
+    /// <summary>The sinusoidal width of each <c>time_ids</c> value (256 in SDXL).</summary>
+    public const int AdditionTimeEmbedDim = 8;
+
+    /// <summary>Builds the <c>unet</c> graph for <paramref name="options"/>.</summary>
+    public static OnnxGraphBuilder Build(SyntheticModelOptions options, WeightRandom random)
+    {
+        var g = new OnnxGraphBuilder("unet", random, options.Float16);
+        var channels = options.UnetBlockChannels();
+        var timeEmbedDim = 4 * channels[0];
+
+        var sample = g.FloatInput("sample", "batch_size", options.UnetInChannels, "height", "width");
+        var timestep = options.Timestep switch
+        {
+            TimestepInput.FloatScalar => g.FloatInput("timestep"),
+            TimestepInput.FloatVector1 => g.FloatInput("timestep", 1),
+            _ => g.Cast(g.Input("timestep", DataType.Int64, "steps"), DataType.Float),
+        };
+        var context = g.FloatInput("encoder_hidden_states", "batch_size", "sequence_length", options.CrossAttentionDim);
+        var textEmbeds = g.FloatInput("text_embeds", "batch_size", options.ProjectionDim);
+        var timeIds = g.FloatInput("time_ids", "batch_size", options.TimeIdsWidth);
+
+        // Time embedding: sinusoidal timestep → MLP, plus the "text_time" addition embedding.
+        var timeProjection = g.Sinusoidal(timestep, channels[0]);
+        var timeEmbedding = g.Linear("time_embedding.linear_2",
+            g.SiLU(g.Linear("time_embedding.linear_1", timeProjection, channels[0], timeEmbedDim)), timeEmbedDim, timeEmbedDim);
+        var timeIdsEmbedding = g.Node("Reshape", [g.Sinusoidal(timeIds, AdditionTimeEmbedDim), g.Int64Constant(0, -1)]);
+        var additionInput = g.Node("Concat", [textEmbeds, timeIdsEmbedding], Attr.Int("axis", 1));
+        var additionWidth = options.ProjectionDim + AdditionTimeEmbedDim * options.TimeIdsWidth;
+        var additionEmbedding = g.Linear("add_embedding.linear_2",
+            g.SiLU(g.Linear("add_embedding.linear_1", additionInput, additionWidth, timeEmbedDim)), timeEmbedDim, timeEmbedDim);
+        var embedding = g.SiLU(g.Node("Add", [timeEmbedding, additionEmbedding]));
+
+        var block = new BlockFactory(g, embedding, timeEmbedDim, context, options.CrossAttentionDim);
+
+        var h = g.Conv("conv_in", sample, options.UnetInChannels, channels[0]);
+        var skips = new string[channels.Length];
+        var width = channels[0];
+        for (var level = 0; level < channels.Length; level++)
+        {
+            h = block.Residual($"down_blocks.{level}.resnets.0", h, width, channels[level]);
+            width = channels[level];
+            if (level > 0)
+            {
+                h = block.CrossAttention($"down_blocks.{level}.attentions.0", h, width);
+            }
+
+            skips[level] = h;
+            if (level < channels.Length - 1)
+            {
+                h = g.Conv($"down_blocks.{level}.downsamplers.0.conv", h, width, width, stride: 2);
+            }
+        }
+
+        h = block.Residual("mid_block.resnets.0", h, width, width);
+        h = block.CrossAttention("mid_block.attentions.0", h, width);
+        h = block.Residual("mid_block.resnets.1", h, width, width);
+
+        for (var level = channels.Length - 1; level >= 0; level--)
+        {
+            var up = channels.Length - 1 - level;
+            if (level < channels.Length - 1)
+            {
+                var upsampled = g.Node("Resize", [h, string.Empty, g.FloatConstant([1f, 1f, 2f, 2f], 4)], Attr.String("mode", "nearest"));
+                h = g.Conv($"up_blocks.{up - 1}.upsamplers.0.conv", upsampled, width, width);
+            }
+
+            h = block.Residual($"up_blocks.{up}.resnets.0", g.Node("Concat", [h, skips[level]], Attr.Int("axis", 1)), width + channels[level], channels[level]);
+            width = channels[level];
+            if (level > 0)
+            {
+                h = block.CrossAttention($"up_blocks.{up}.attentions.0", h, width);
+            }
+        }
+
+        // GroupNorm + SiLU leave about a third of unit variance; the gain brings the noise prediction back to ~1.
+        var output = g.Conv("conv_out", g.SiLU(g.GroupNorm("conv_norm_out", h, width, NormGroups)), width, 4, gain: 1.7f);
+        g.FloatOutput("out_sample", output, "batch_size", 4, "height", "width");
+        return g;
+    }
+
+    private sealed class BlockFactory(OnnxGraphBuilder g, string embedding, int embeddingWidth, string context, int contextWidth)
+    {
+        public string Residual(string name, string x, int inChannels, int outChannels)
+        {
+            var h = g.Conv(name + ".conv1", g.SiLU(g.GroupNorm(name + ".norm1", x, inChannels, NormGroups)), inChannels, outChannels);
+            var timeShift = g.Node("Unsqueeze", [g.Linear(name + ".time_emb_proj", embedding, embeddingWidth, outChannels), g.Int64Constant(2, 3)]);
+            h = g.Node("Add", [h, timeShift]);
+            h = g.Conv(name + ".conv2", g.SiLU(g.GroupNorm(name + ".norm2", h, outChannels, NormGroups)), outChannels, outChannels);
+            var shortcut = inChannels == outChannels ? x : g.Conv(name + ".conv_shortcut", x, inChannels, outChannels, kernel: 1);
+            return g.Node("Add", [shortcut, h]);
+        }
+
+        /// <summary>Single-head attention from the pixels (queries) to the text tokens (keys and values), residual.</summary>
+        public string CrossAttention(string name, string x, int channels)
+        {
+            var normalized = g.GroupNorm(name + ".norm", x, channels, NormGroups);
+            var pixels = g.Node("Transpose", [g.Node("Reshape", [normalized, g.Int64Constant(0, channels, -1)])], Attr.Ints("perm", 0, 2, 1));
+            var query = g.Linear(name + ".to_q", pixels, channels, channels, bias: false);
+            var key = g.Linear(name + ".to_k", context, contextWidth, channels, bias: false);
+            var value = g.Linear(name + ".to_v", context, contextWidth, channels, bias: false);
+            var scores = g.Node("Mul", [
+                g.Node("MatMul", [query, g.Node("Transpose", [key], Attr.Ints("perm", 0, 2, 1))]),
+                g.FloatConstant([1f / MathF.Sqrt(channels)])]);
+            var attended = g.Node("MatMul", [g.Node("Softmax", [scores], Attr.Int("axis", -1)), value]);
+            var projected = g.Linear(name + ".to_out", attended, channels, channels);
+            var image = g.Node("Reshape", [g.Node("Transpose", [projected], Attr.Ints("perm", 0, 2, 1)), g.Node("Shape", [x])]);
+            return g.Node("Add", [x, image]);
+        }
+    }
+}
