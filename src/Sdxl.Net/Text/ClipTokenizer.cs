@@ -195,9 +195,9 @@ public sealed class ClipTokenizer
         {
             var token = _addedTokens[t].Key;
             if (token[0] == text[index] &&
+                index + token.Length <= text.Length &&
                 (best < 0 || token.Length > _addedTokens[best].Key.Length) &&
-                string.CompareOrdinal(text, index, token, 0, token.Length) == 0 &&
-                index + token.Length <= text.Length)
+                string.CompareOrdinal(text, index, token, 0, token.Length) == 0)
             {
                 best = t;
             }

@@ -203,6 +203,7 @@ public sealed class ClipTokenizerGoldenTests(ClipTokenizerFixture fixture) : ICl
         }
 
         var checkedCases = 0;
+        var tokenizers = new Dictionary<string, ClipTokenizer>(StringComparer.Ordinal);
         foreach (var paramsPath in Directory.GetFiles(Path.Combine(tiny, "cases"), "params.json", SearchOption.AllDirectories))
         {
             using var parameters = JsonDocument.Parse(File.ReadAllText(paramsPath));
@@ -216,7 +217,12 @@ public sealed class ClipTokenizerGoldenTests(ClipTokenizerFixture fixture) : ICl
                     continue;
                 }
 
-                var tokenizer = ClipTokenizer.FromDirectory(Path.Combine(model, folder));
+                var directory = Path.Combine(model, folder);
+                if (!tokenizers.TryGetValue(directory, out var tokenizer))
+                {
+                    tokenizers[directory] = tokenizer = ClipTokenizer.FromDirectory(directory);
+                }
+
                 foreach (var (key, text) in new[] { ("prompt", root.GetProperty("prompt")), ("negative_prompt", root.GetProperty("negative_prompt")) })
                 {
                     if (tokenIds.TryGetProperty($"{encoder}.{key}", out var expected))
