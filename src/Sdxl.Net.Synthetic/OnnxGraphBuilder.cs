@@ -20,13 +20,19 @@ internal sealed class OnnxGraphBuilder
     private readonly GraphProto _graph;
     private readonly WeightRandom _random;
     private readonly bool _float16Io;
+    private readonly bool _countOnly;
     private int _nextId;
 
-    public OnnxGraphBuilder(string name, WeightRandom random, bool float16Io)
+    /// <param name="name">The graph name.</param>
+    /// <param name="random">The source of the weights.</param>
+    /// <param name="float16Io">Whether float graph inputs and outputs are float16.</param>
+    /// <param name="countOnly">Only count the weights: build the graph with empty tensors (for sizing big models).</param>
+    public OnnxGraphBuilder(string name, WeightRandom random, bool float16Io, bool countOnly = false)
     {
         _graph = new GraphProto { Name = name };
         _random = random;
         _float16Io = float16Io;
+        _countOnly = countOnly;
     }
 
     /// <summary>The number of weight values (float initializer elements) added so far.</summary>
@@ -67,6 +73,11 @@ internal sealed class OnnxGraphBuilder
     /// <summary>A random weight tensor with zero mean and standard deviation <paramref name="std"/>.</summary>
     public string Weight(string name, float std, params long[] dims)
     {
+        if (_countOnly)
+        {
+            return CountedPlaceholder(name, dims);
+        }
+
         var values = new float[checked((int)Product(dims))];
         _random.FillUniform(values, std);
         ParameterCount += values.Length;
@@ -76,6 +87,11 @@ internal sealed class OnnxGraphBuilder
     /// <summary>A weight tensor whose every element is <paramref name="value"/> (norm scales, biases).</summary>
     public string Filled(string name, float value, params long[] dims)
     {
+        if (_countOnly)
+        {
+            return CountedPlaceholder(name, dims);
+        }
+
         var values = new float[checked((int)Product(dims))];
         values.AsSpan().Fill(value);
         ParameterCount += values.Length;
@@ -85,6 +101,11 @@ internal sealed class OnnxGraphBuilder
     /// <summary>A norm scale: random values around one.</summary>
     public string NormScale(string name, params long[] dims)
     {
+        if (_countOnly)
+        {
+            return CountedPlaceholder(name, dims);
+        }
+
         var values = new float[checked((int)Product(dims))];
         _random.FillUniform(values, 0.1f);
         for (var i = 0; i < values.Length; i++)
@@ -166,6 +187,15 @@ internal sealed class OnnxGraphBuilder
 
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write);
         model.WriteTo(stream);
+    }
+
+    private string CountedPlaceholder(string name, long[] dims)
+    {
+        ParameterCount += Product(dims);
+        var tensor = new TensorProto { Name = name, DataType = (int)DataType.Float };
+        tensor.Dims.Add(dims);
+        _graph.Initializer.Add(tensor);
+        return name;
     }
 
     private static StringStringEntryProto Entry(string key, string value) => new() { Key = key, Value = value };

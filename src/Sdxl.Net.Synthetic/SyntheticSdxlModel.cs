@@ -59,11 +59,11 @@ public static class SyntheticSdxlModel
         }
     }
 
-    /// <summary>The number of UNet weights <paramref name="options"/> describes (builds the graph in memory, writes nothing).</summary>
+    /// <summary>The number of UNet weights <paramref name="options"/> describes, counted without generating them.</summary>
     internal static long CountUnetParameters(SyntheticModelOptions options)
     {
         options.Validate();
-        return UnetGraph.Build(options, WeightRandom.For(options.Seed, 3)).ParameterCount;
+        return UnetGraph.Build(options, WeightRandom.For(options.Seed, 3), countOnly: true).ParameterCount;
     }
 
     private static void SaveModel(string directory, string component, OnnxGraphBuilder graph, bool externalData = false)

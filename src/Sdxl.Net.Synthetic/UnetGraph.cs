@@ -17,9 +17,9 @@ internal static class UnetGraph
     public const int AdditionTimeEmbedDim = 8;
 
     /// <summary>Builds the <c>unet</c> graph for <paramref name="options"/>.</summary>
-    public static OnnxGraphBuilder Build(SyntheticModelOptions options, WeightRandom random)
+    public static OnnxGraphBuilder Build(SyntheticModelOptions options, WeightRandom random, bool countOnly = false)
     {
-        var g = new OnnxGraphBuilder("unet", random, options.Float16);
+        var g = new OnnxGraphBuilder("unet", random, options.Float16, countOnly);
         var channels = options.UnetBlockChannels();
         var timeEmbedDim = 4 * channels[0];
 
