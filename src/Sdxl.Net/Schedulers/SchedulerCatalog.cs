@@ -94,6 +94,7 @@ public sealed class SchedulerCatalog
         Add("euler-a", "EulerAncestralDiscreteScheduler", c => new EulerAncestralDiscreteScheduler(c));
         Add("ddim", "DDIMScheduler", c => new DdimScheduler(c));
         Add("ddpm", "DDPMScheduler", c => new DdpmScheduler(c));
+        Add("heun", "HeunDiscreteScheduler", c => new HeunDiscreteScheduler(c));
 
         // DPM-Solver++ and UniPC samplers register here.
         return new SchedulerCatalog(byName.ToImmutable(), byClass.ToImmutable());
