@@ -11,6 +11,7 @@ public sealed class SchedulerGoldenTests
         ["euler_ancestral_discrete"] = c => new EulerAncestralDiscreteScheduler(c),
         ["ddim"] = c => new DdimScheduler(c),
         ["ddpm"] = c => new DdpmScheduler(c),
+        ["heun_discrete"] = c => new HeunDiscreteScheduler(c),
     };
 
     public static TheoryData<string> Files => new(Factories.Keys);
