@@ -135,6 +135,17 @@ public sealed class SchedulerConfig
                 return d;
             }
 
+            // Values set from code (With) keep their CLR type: int, long or float.
+            if (v.TryGetValue<int>(out var i))
+            {
+                return i;
+            }
+
+            if (v.TryGetValue<long>(out var l))
+            {
+                return l;
+            }
+
             if (v.TryGetValue<string>(out var s))
             {
                 switch (s)

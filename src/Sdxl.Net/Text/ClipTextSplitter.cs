@@ -11,7 +11,7 @@ namespace Sdxl.Net.Text;
 /// <remarks>
 /// <para>
 /// Cleanup is transformers' <c>BasicTokenizer(strip_accents=False, do_split_on_punc=False)</c>: drop NUL, U+FFFD
-/// and every code point of category C* (control, format such as ZERO WIDTH JOINER, private use, unassigned); map
+/// and every code point of category C* except format characters (control, private use, unassigned; format characters such as ZERO WIDTH JOINER are kept, as CLIP keeps them); map
 /// tab/CR/LF and Zs spaces to a space; put spaces around CJK ideographs; NFC-normalize; split on whitespace;
 /// lower-case each word with Python's <c>str.lower()</c>. Unlike OpenAI's <c>simple_tokenizer</c>, HTML entities are
 /// left alone (<c>&amp;amp;</c> stays five characters).
@@ -110,7 +110,7 @@ internal static class ClipTextSplitter
                 {
                     replacement = " ";
                 }
-                else if (category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate
+                else if (category is UnicodeCategory.Control or UnicodeCategory.Surrogate
                          or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned)
                 {
                     replacement = string.Empty;

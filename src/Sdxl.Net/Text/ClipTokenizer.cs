@@ -235,17 +235,30 @@ public sealed class ClipTokenizer
         var padId = Lookup(settings.PadToken, "pad");
         var unkId = Lookup(settings.UnkToken, "unknown (unk)");
 
-        // What transformers puts in its added-token trie: added_tokens_decoder plus the special tokens.
+        // Text matched literally before BPE: CLIP's "<|...|>" special tokens, as CLIP's own pre-tokenization pattern
+        // matches them. A pad token that is ordinary text (tokenizer_2's "!") is NOT split out: the reference
+        // tokenization of SDXL prompts encodes "!" by BPE. (transformers' slow CLIPTokenizer would split it as an
+        // added token, diffusers issue #4153; the reference images follow CLIP's tokenizer.)
         var addedTokens = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var added in settings.AddedTokens)
         {
-            addedTokens[added.Key] = added.Value;
+            if (IsSpecialTokenText(added.Key))
+            {
+                addedTokens[added.Key] = added.Value;
+            }
         }
 
         addedTokens.TryAdd(settings.BosToken, bosId);
         addedTokens.TryAdd(settings.EosToken, eosId);
-        addedTokens.TryAdd(settings.UnkToken, unkId);
-        addedTokens.TryAdd(settings.PadToken, padId);
+        if (IsSpecialTokenText(settings.UnkToken))
+        {
+            addedTokens.TryAdd(settings.UnkToken, unkId);
+        }
+
+        if (IsSpecialTokenText(settings.PadToken))
+        {
+            addedTokens.TryAdd(settings.PadToken, padId);
+        }
 
         BpeTokenizer bpe;
         try
@@ -330,4 +343,7 @@ public sealed class ClipTokenizer
 
         return merges;
     }
+
+    private static bool IsSpecialTokenText(string token) =>
+        token.Length > 4 && token.StartsWith("<|", StringComparison.Ordinal) && token.EndsWith("|>", StringComparison.Ordinal);
 }

@@ -107,7 +107,7 @@ public sealed class TimestepWindowTests
 
         public void ScaleModelInput(ReadOnlySpan<float> sample, float timestep, Span<float> destination) => throw new NotSupportedException();
 
-        public void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, Randomness.IRandomSource random) => throw new NotSupportedException();
+        public void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, Sdxl.Net.Randomness.IRandomSource random) => throw new NotSupportedException();
 
         public void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, float timestep, Span<float> destination) => throw new NotSupportedException();
     }

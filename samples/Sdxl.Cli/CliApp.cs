@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text.Json;
+using Sdxl.Net;
+using Sdxl.Net.Conditioning;
+using Sdxl.Net.Imaging;
+using Sdxl.Net.Runtime;
+using Sdxl.Net.Text;
+
+namespace Sdxl.Cli;
+
+/// <summary>The <c>sdxl</c> command line: generate, tokenize, schedule, info, buckets, demo.</summary>
+internal static class CliApp
+{
+    public const int Ok = 0;
+    public const int RuntimeFailure = 1;
+    public const int UsageFailure = 2;
+
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras" };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        bool verbose = args.Contains("--verbose");
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            stdout.WriteLine(Usage);
+            return args.Length == 0 ? UsageFailure : Ok;
+        }
+
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+
+        try
+        {
+            var command = args[0];
+            var rest = args.Skip(1).ToArray();
+            if (command == "info" && rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
+            {
+                rest = ["--model", .. rest];
+            }
+
+            var options = new CliArguments(rest, Flags);
+            if (options.Flag("help"))
+            {
+                stdout.WriteLine(Usage);
+                return Ok;
+            }
+
+            return command switch
+            {
+                "generate" => await GenerateCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
+                "tokenize" => Tokenize(options, stdout),
+                "schedule" => ScheduleCommand.Run(options, stdout),
+                "info" => InfoCommand.Run(options, stdout),
+                "buckets" => Buckets(options, stdout),
+                "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, tokenize, schedule, info, buckets, demo; see --help)"),
+            };
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"sdxl: error: {e.Message}");
+            return UsageFailure;
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("sdxl: cancelled");
+            return RuntimeFailure;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // Invalid values caught by the library's request validation are usage errors too.
+            stderr.WriteLine($"sdxl: error: {e.Message}");
+            if (verbose)
+            {
+                stderr.WriteLine(e);
+            }
+
+            return UsageFailure;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"sdxl: failed: {e.Message}");
+            if (verbose)
+            {
+                stderr.WriteLine(e);
+            }
+
+            return RuntimeFailure;
+        }
+    }
+
+    internal static string ModelPath(CliArguments options)
+    {
+        var model = options.Required("model");
+        if (!Directory.Exists(model))
+        {
+            throw new UsageException($"--model: folder not found: '{model}'");
+        }
+
+        return model;
+    }
+
+    private static int Tokenize(CliArguments options, TextWriter stdout)
+    {
+        var model = ModelPath(options);
+        var prompt = options.Required("prompt");
+        bool json = options.Flag("json");
+        options.RejectUnknown();
+        var results = new List<(string Name, TokenizedPrompt Tokens)>();
+        foreach (var name in new[] { "tokenizer", "tokenizer_2" })
+        {
+            var dir = Path.Combine(model, name);
+            if (Directory.Exists(dir))
+            {
+                results.Add((name, ClipTokenizer.FromDirectory(dir).Encode(prompt)));
+            }
+        }
+
+        if (results.Count == 0)
+        {
+            throw new UsageException($"--model: '{model}' has neither tokenizer/ nor tokenizer_2/");
+        }
+
+        if (json)
+        {
+            var doc = new Dictionary<string, object>();
+            foreach (var (name, tokens) in results)
+            {
+                doc[name] = new Dictionary<string, object>
+                {
+                    ["input_ids"] = tokens.InputIds,
+                    ["token_count"] = tokens.TokenCount,
+                    ["truncated"] = tokens.Truncated,
+                };
+            }
+
+            stdout.WriteLine(JsonSerializer.Serialize(doc));
+            return Ok;
+        }
+
+        foreach (var (name, tokens) in results)
+        {
+            stdout.WriteLine($"{name}: {tokens.TokenCount} tokens{(tokens.Truncated ? $" (truncated to {tokens.KeptTokenCount})" : string.Empty)}");
+            stdout.WriteLine($"  ids: {string.Join(' ', tokens.InputIds)}");
+        }
+
+        return Ok;
+    }
+
+    private static int Buckets(CliArguments options, TextWriter stdout)
+    {
+        var width = options.Int("width", 1, 65536);
+        var height = options.Int("height", 1, 65536);
+        options.RejectUnknown();
+        if (width is { } w && height is { } h)
+        {
+            var nearest = AspectRatioBuckets.Nearest(w, h);
+            stdout.WriteLine($"{nearest.Width}x{nearest.Height} (width x height)");
+            return Ok;
+        }
+
+        foreach (var b in AspectRatioBuckets.All)
+        {
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Width,5} x {b.Height,-5} ratio {b.AspectRatio:0.000}"));
+        }
+
+        return Ok;
+    }
+
+    public const string Usage = """
+        sdxl — Stable Diffusion XL on ONNX Runtime
+
+        Commands:
+          generate  --model DIR --prompt TEXT [--prompt-2 TEXT] [--negative-prompt TEXT] [--negative-prompt-2 TEXT]
+                    --width W --height H --steps N --guidance G [--guidance-rescale R] [--scheduler NAME]
+                    [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
+                    [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
+                    [--batch N] [--seed S] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
+                    [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
+                    [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
+          tokenize  --model DIR --prompt TEXT [--json]
+          schedule  --model DIR [--scheduler NAME] --steps N [--strength S] [--json]
+          info      DIR | --model DIR
+          buckets   [--width W --height H]
+          demo      [--output FILE.png] [--steps N]   (writes a tiny random-weight model and runs it: the picture is noise)
+
+        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
+        """;
+}

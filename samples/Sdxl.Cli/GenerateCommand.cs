@@ -1,0 +1,191 @@
+using System.Globalization;
+using Sdxl.Net;
+using Sdxl.Net.Conditioning;
+using Sdxl.Net.Imaging;
+using Sdxl.Net.Runtime;
+
+namespace Sdxl.Cli;
+
+/// <summary><c>sdxl generate</c>: one text-to-image run with diffusers' argument meanings.</summary>
+internal static class GenerateCommand
+{
+    public static async Task<int> RunAsync(CliArguments options, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        var model = CliApp.ModelPath(options);
+        var output = options.Required("output");
+        var extension = Path.GetExtension(output).ToLowerInvariant();
+        if (extension is not (".png" or ".npy"))
+        {
+            throw new UsageException($"--output must end in .png or .npy; got '{output}'");
+        }
+
+        var outputDir = Path.GetDirectoryName(Path.GetFullPath(output))!;
+        if (!Directory.Exists(outputDir))
+        {
+            throw new UsageException($"--output: directory does not exist: '{outputDir}'");
+        }
+
+        GenerationRequest? fromImage = null;
+        if (options.Optional("from-image") is { } recipePng)
+        {
+            if (!File.Exists(recipePng))
+            {
+                throw new UsageException($"--from-image: file not found: '{recipePng}'");
+            }
+
+            fromImage = ImageRecipe.ReadRequest(recipePng) ?? throw new UsageException($"--from-image: '{recipePng}' carries no Sdxl.Net recipe");
+        }
+
+        var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
+        var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
+        var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
+        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
+        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
+        var device = options.Optional("device") ?? "cpu";
+        ExecutionProviderOptions provider;
+        try
+        {
+            provider = ExecutionProviderOptions.Parse(device);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--device: {e.Message}");
+        }
+
+        ReadOnlyMemory<float>? latents = null;
+        if (options.Optional("latents") is { } latentsPath)
+        {
+            if (!File.Exists(latentsPath))
+            {
+                throw new UsageException($"--latents: file not found: '{latentsPath}'");
+            }
+
+            float[] data;
+            int[] shape;
+            try
+            {
+                (data, shape) = NpyFile.Read(latentsPath);
+            }
+            catch (FormatException e)
+            {
+                throw new UsageException($"--latents: {e.Message}");
+            }
+
+            if (shape.Length != 4 || shape[0] != batch)
+            {
+                throw new UsageException($"--latents: expected a float32 array [batch={batch}, 4, H/8, W/8]; found shape [{string.Join(", ", shape)}] in '{latentsPath}'");
+            }
+
+            latents = data;
+        }
+
+        var conditioning = new MicroConditioning
+        {
+            OriginalSize = options.Size("original-size"),
+            CropTopLeft = options.Crop("crop"),
+            TargetSize = options.Size("target-size"),
+            NegativeOriginalSize = options.Size("negative-original-size"),
+            NegativeCropTopLeft = options.Crop("negative-crop"),
+            NegativeTargetSize = options.Size("negative-target-size"),
+        }.Merge(null);
+        conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
+
+        var refinerDir = options.Optional("refiner");
+        if (refinerDir is not null && !Directory.Exists(refinerDir))
+        {
+            throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
+        }
+
+        var highNoise = options.Double("high-noise-fraction", 0, 1);
+        if (highNoise is <= 0 or >= 1)
+        {
+            throw new UsageException($"--high-noise-fraction must be strictly between 0 and 1; got {highNoise.Value.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        var aesthetic = options.Double("aesthetic-score", -1000, 1000);
+        var negativeAesthetic = options.Double("negative-aesthetic-score", -1000, 1000);
+        var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
+        var request = new GenerationRequest
+        {
+            Prompt = prompt,
+            Prompt2 = options.Optional("prompt-2") ?? fromImage?.Prompt2,
+            NegativePrompt = options.Optional("negative-prompt") ?? fromImage?.NegativePrompt,
+            NegativePrompt2 = options.Optional("negative-prompt-2") ?? fromImage?.NegativePrompt2,
+            Width = width,
+            Height = height,
+            Steps = steps,
+            GuidanceScale = (float)guidance,
+            GuidanceRescale = (float)(options.Double("guidance-rescale", 0, 1) ?? fromImage?.GuidanceRescale ?? 0),
+            BatchSize = batch,
+            Seed = options.Long("seed", 0, long.MaxValue) ?? fromImage?.Seed,
+            Seeds = fromImage?.Seeds,
+            InitialLatents = latents,
+            Conditioning = conditioning,
+            HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,
+        };
+        bool verbose = options.Flag("verbose");
+        options.RejectUnknown();
+
+        var builder = SdxlPipeline.CreateBuilder().WithModel(model).UseExecutionProvider(provider);
+        if (scheduler is not null)
+        {
+            builder.WithScheduler(scheduler);
+        }
+
+        if (refinerDir is not null)
+        {
+            builder.WithRefiner(refinerDir, new RefinerOptions
+            {
+                HighNoiseFraction = highNoise ?? 0.8,
+                AestheticScore = aesthetic ?? 6.0,
+                NegativeAestheticScore = negativeAesthetic ?? 2.5,
+            });
+        }
+
+        builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
+        using var pipeline = builder.Build();
+        var progress = new ConsoleProgress(stderr, verbose);
+        var result = await pipeline.GenerateAsync(request, progress, ct).ConfigureAwait(false);
+        foreach (var warning in result.Warnings)
+        {
+            stderr.WriteLine($"sdxl: warning: {warning}");
+        }
+
+        progress.Finish();
+        var files = extension == ".npy" ? [output] : result.Images.Select(i => PngFileSink.PathFor(output, i.Index, result.Images.Count)).ToArray();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
+        return CliApp.Ok;
+    }
+}
+
+/// <summary>A one-line progress display on stderr.</summary>
+internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
+{
+    private GenerationPhase _last = (GenerationPhase)(-1);
+
+    public void Report(GenerationProgress value)
+    {
+        lock (writer)
+        {
+            if (value.TotalSteps > 0)
+            {
+                var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
+                writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
+                if (value.Step == value.TotalSteps)
+                {
+                    writer.WriteLine();
+                }
+            }
+            else if (verbose && value.Phase != _last)
+            {
+                writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{value.Phase} ({value.Elapsed.TotalSeconds:0.00} s)"));
+            }
+
+            _last = value.Phase;
+        }
+    }
+
+    public void Finish() => writer.Flush();
+}

@@ -1,0 +1,96 @@
+using Sdxl.Net.Conditioning;
+using Sdxl.Net.Imaging;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace Sdxl.Net;
+
+/// <summary>
+/// What to generate. Property names and defaults follow diffusers' <c>StableDiffusionXLPipeline.__call__</c>
+/// arguments of the same meaning.
+/// </summary>
+public sealed record GenerationRequest
+{
+    /// <summary>The prompt (diffusers' <c>prompt</c>), read by the CLIP ViT-L encoder and, unless <see cref="Prompt2"/> is set, by the bigG encoder too.</summary>
+    public required string Prompt { get; init; }
+
+    /// <summary>The prompt for the second (bigG) encoder; <see langword="null"/> or empty uses <see cref="Prompt"/>.</summary>
+    public string? Prompt2 { get; init; }
+
+    /// <summary>
+    /// The negative prompt. <see langword="null"/> (not given) makes diffusers use zero embeddings when the model sets
+    /// <c>force_zeros_for_empty_prompt</c> (SDXL base does); an empty string is encoded like any prompt.
+    /// </summary>
+    public string? NegativePrompt { get; init; }
+
+    /// <summary>The negative prompt for the second encoder; <see langword="null"/> or empty uses <see cref="NegativePrompt"/>.</summary>
+    public string? NegativePrompt2 { get; init; }
+
+    /// <summary>Image width in pixels; must be a multiple of the model's pixel multiple. <see langword="null"/>: the model's default (1024 for SDXL).</summary>
+    public int? Width { get; init; }
+
+    /// <summary>Image height in pixels; must be a multiple of the model's pixel multiple. <see langword="null"/>: the model's default (1024 for SDXL).</summary>
+    public int? Height { get; init; }
+
+    /// <summary>Denoising steps (diffusers' <c>num_inference_steps</c>, default 50).</summary>
+    public int Steps { get; init; } = 50;
+
+    /// <summary>Classifier-free guidance scale (default 5.0); guidance is off at 1 or below.</summary>
+    public float GuidanceScale { get; init; } = 5.0f;
+
+    /// <summary>Guidance rescale φ in [0, 1] (default 0: off).</summary>
+    public float GuidanceRescale { get; init; }
+
+    /// <summary>Images to generate for the prompt (diffusers' <c>num_images_per_prompt</c>).</summary>
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary>
+    /// The seed of the run's torch-compatible generator (<c>torch.Generator("cpu").manual_seed(Seed)</c>);
+    /// <see langword="null"/> picks a random seed, reported in the result.
+    /// </summary>
+    public long? Seed { get; init; }
+
+    /// <summary>One seed per image (diffusers' list of generators); overrides <see cref="Seed"/>. Its length must equal <see cref="BatchSize"/>.</summary>
+    public IReadOnlyList<long>? Seeds { get; init; }
+
+    /// <summary>
+    /// Initial noise [BatchSize, 4, Height/8, Width/8] in row-major order (diffusers' <c>latents=</c>); it is multiplied by
+    /// the scheduler's initial noise sigma. <see langword="null"/> draws it from the seed.
+    /// </summary>
+    public ReadOnlyMemory<float>? InitialLatents { get; init; }
+
+    /// <summary>Micro-conditioning values set for this request; they override the pipeline's providers.</summary>
+    public MicroConditioning? Conditioning { get; init; }
+
+    /// <summary>A scheduler name from the catalog (e.g. <c>euler-a</c>) to use instead of the pipeline's scheduler for this request.</summary>
+    public string? Scheduler { get; init; }
+
+    /// <summary>
+    /// With a refiner configured: the fraction of the schedule the base model denoises before the refiner takes over
+    /// (diffusers' <c>denoising_end</c>/<c>denoising_start</c>); <see langword="null"/> uses the refiner options' value.
+    /// Without a refiner: stops the base model early (diffusers' <c>denoising_end</c>).
+    /// </summary>
+    public double? HighNoiseFraction { get; init; }
+
+    /// <summary>Whether the configured refiner runs for this request (default true when one is configured).</summary>
+    public bool UseRefiner { get; init; } = true;
+
+    /// <summary>
+    /// An input image for image-to-image (SDEdit) or, with <see cref="Mask"/>, inpainting. Its size is the generated size
+    /// unless <see cref="Width"/>/<see cref="Height"/> are set, in which case it is resized per <see cref="ResizeMode"/>.
+    /// Load untrusted files with <see cref="ImageInput.Load(string, ImageLoadLimits?)"/>.
+    /// </summary>
+    public Image<Rgb24>? Image { get; init; }
+
+    /// <summary>The inpainting mask: white (≥ 50 % luma) is repainted, black is kept. Requires <see cref="Image"/>.</summary>
+    public Image<Rgb24>? Mask { get; init; }
+
+    /// <summary>
+    /// How much of the schedule re-noises the input image, in (0, 1]; <see langword="null"/> uses diffusers' defaults
+    /// (0.3 for image-to-image, 0.9999 for inpainting).
+    /// </summary>
+    public double? Strength { get; init; }
+
+    /// <summary>How <see cref="Image"/> and <see cref="Mask"/> are brought to the generated size.</summary>
+    public ImageResizeMode ResizeMode { get; init; } = ImageResizeMode.Stretch;
+}

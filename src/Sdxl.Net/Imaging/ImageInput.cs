@@ -1,0 +1,176 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace Sdxl.Net.Imaging;
+
+/// <summary>How an input image is brought to the generated size.</summary>
+public enum ImageResizeMode
+{
+    /// <summary>Scale to exactly the target size, changing the aspect ratio if needed.</summary>
+    Stretch,
+
+    /// <summary>Scale to cover the target and crop the centre (keeps the aspect ratio).</summary>
+    CenterCrop,
+
+    /// <summary>Scale to fit inside the target and pad with black (keeps the aspect ratio).</summary>
+    Pad,
+}
+
+/// <summary>Limits applied before an untrusted image is decoded.</summary>
+public sealed record ImageLoadLimits
+{
+    /// <summary>The largest file accepted, in bytes (default 64 MiB).</summary>
+    public long MaxBytes { get; init; } = 64L << 20;
+
+    /// <summary>The largest width × height accepted (default 64 megapixels).</summary>
+    public long MaxPixels { get; init; } = 64L << 20;
+
+    /// <summary>The defaults.</summary>
+    public static ImageLoadLimits Default { get; } = new();
+}
+
+/// <summary>Loads untrusted input images safely and converts images to and from the VAE's tensor layout.</summary>
+public static class ImageInput
+{
+    private static readonly Configuration DecoderConfiguration = CreateConfiguration();
+
+    /// <summary>
+    /// Loads a PNG, JPEG, WebP or BMP file after checking its size and its declared dimensions against
+    /// <paramref name="limits"/>, so a hostile file (huge dimensions, decompression bombs) is rejected before decoding.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is too large, not a supported image, or corrupt.</exception>
+    public static Image<Rgb24> Load(string path, ImageLoadLimits? limits = null)
+    {
+        limits ??= ImageLoadLimits.Default;
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"Image not found: '{path}'.", path);
+        }
+
+        if (info.Length > limits.MaxBytes)
+        {
+            throw new InvalidDataException($"'{path}' is {info.Length} bytes; images up to {limits.MaxBytes} bytes are accepted.");
+        }
+
+        using var stream = File.OpenRead(path);
+        return Load(stream, limits, path);
+    }
+
+    /// <summary>Loads an image from a stream with the same checks as <see cref="Load(string, ImageLoadLimits?)"/>.</summary>
+    /// <exception cref="InvalidDataException">The data is too large, not a supported image, or corrupt.</exception>
+    public static Image<Rgb24> Load(Stream stream, ImageLoadLimits? limits = null, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        limits ??= ImageLoadLimits.Default;
+        name ??= "image";
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = stream.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            if (buffer.Length + read > limits.MaxBytes)
+            {
+                throw new InvalidDataException($"{name} is larger than {limits.MaxBytes} bytes.");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        try
+        {
+            buffer.Position = 0;
+            var info = Image.Identify(DecoderConfiguration, buffer)
+                ?? throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
+            if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > limits.MaxPixels)
+            {
+                throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
+            }
+
+            buffer.Position = 0;
+            return Image.Load<Rgb24>(DecoderConfiguration, buffer);
+        }
+        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or NotSupportedException or ImageFormatException)
+        {
+            throw new InvalidDataException($"{name} cannot be decoded: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Resizes (per <paramref name="mode"/>) and converts to planar RGB in [-1, 1] ([3, height, width]).</summary>
+    internal static float[] ToTensor(Image<Rgb24> image, int width, int height, ImageResizeMode mode)
+    {
+        using var resized = Resize(image, width, height, mode);
+        var data = new float[3 * width * height];
+        int plane = width * height;
+        resized.ProcessPixelRows(accessor =>
+        {
+            for (int y = 0; y < accessor.Height; y++)
+            {
+                var row = accessor.GetRowSpan(y);
+                for (int x = 0; x < row.Length; x++)
+                {
+                    int o = (y * width) + x;
+                    data[o] = (row[x].R / 255f * 2f) - 1f;
+                    data[plane + o] = (row[x].G / 255f * 2f) - 1f;
+                    data[(2 * plane) + o] = (row[x].B / 255f * 2f) - 1f;
+                }
+            }
+        });
+        return data;
+    }
+
+    /// <summary>A mask image as [height, width] values of 0 (keep) or 1 (repaint): grayscale, thresholded at 0.5 like diffusers.</summary>
+    internal static float[] ToMask(Image<Rgb24> mask, int width, int height, ImageResizeMode mode)
+    {
+        using var resized = Resize(mask, width, height, mode);
+        var data = new float[width * height];
+        resized.ProcessPixelRows(accessor =>
+        {
+            for (int y = 0; y < accessor.Height; y++)
+            {
+                var row = accessor.GetRowSpan(y);
+                for (int x = 0; x < row.Length; x++)
+                {
+                    // ITU-R 601-2 luma, as PIL's convert("L").
+                    float l = ((row[x].R * 299) + (row[x].G * 587) + (row[x].B * 114)) / 1000f / 255f;
+                    data[(y * width) + x] = l >= 0.5f ? 1f : 0f;
+                }
+            }
+        });
+        return data;
+    }
+
+    private static Image<Rgb24> Resize(Image<Rgb24> image, int width, int height, ImageResizeMode mode)
+    {
+        if (image.Width == width && image.Height == height)
+        {
+            return image.Clone();
+        }
+
+        var options = new ResizeOptions
+        {
+            Size = new Size(width, height),
+            Mode = mode switch
+            {
+                ImageResizeMode.CenterCrop => ResizeMode.Crop,
+                ImageResizeMode.Pad => ResizeMode.Pad,
+                _ => ResizeMode.Stretch,
+            },
+            Sampler = KnownResamplers.Lanczos3,
+            PadColor = Color.Black,
+        };
+        return image.Clone(ctx => ctx.Resize(options));
+    }
+
+    private static Configuration CreateConfiguration() => new(
+        new PngConfigurationModule(),
+        new JpegConfigurationModule(),
+        new WebpConfigurationModule(),
+        new BmpConfigurationModule());
+}

@@ -1,0 +1,166 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+
+namespace Sdxl.Net.Imaging;
+
+/// <summary>
+/// The generation recipe stored in PNG text chunks: <c>parameters</c> in the format most Stable Diffusion tools read
+/// (prompt, negative prompt, steps, sampler, CFG scale, seed, size, model) and <c>sdxl-net</c> with the exact request as JSON.
+/// </summary>
+public static class ImageRecipe
+{
+    /// <summary>The text chunk keyword of the widely used human-readable recipe.</summary>
+    public const string ParametersKeyword = "parameters";
+
+    /// <summary>The text chunk keyword of the exact request (JSON).</summary>
+    public const string RequestKeyword = "sdxl-net";
+
+    internal static void Attach(Image image, GenerationResult result, GeneratedImage generated)
+    {
+        var png = image.Metadata.GetPngMetadata();
+        png.TextData.Add(new PngTextData(ParametersKeyword, FormatParameters(result, generated), string.Empty, string.Empty));
+        png.TextData.Add(new PngTextData(RequestKeyword, ToJson(result, generated), string.Empty, string.Empty));
+    }
+
+    /// <summary>The <c>parameters</c> text: prompt, then "Negative prompt: …", then a line of "Key: value" pairs.</summary>
+    public static string FormatParameters(GenerationResult result, GeneratedImage image)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(image);
+        var r = result.Request;
+        var sb = new StringBuilder(r.Prompt);
+        if (r.NegativePrompt is not null)
+        {
+            sb.Append("\nNegative prompt: ").Append(r.NegativePrompt);
+        }
+
+        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {r.Steps}, Sampler: {result.Scheduler}, CFG scale: {r.GuidanceScale}, ");
+        if (image.Seed is { } seed)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"Seed: {seed}, ");
+        }
+
+        sb.Append(CultureInfo.InvariantCulture, $"Size: {image.Width}x{image.Height}, Model: {result.Model}");
+        if (r.GuidanceRescale > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", CFG rescale: {r.GuidanceRescale}");
+        }
+
+        if (r.BatchSize > 1)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>The exact request as JSON (initial latents excluded), with the seed actually used.</summary>
+    public static string ToJson(GenerationResult result, GeneratedImage image)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var r = result.Request;
+        var recipe = new RecipeDocument
+        {
+            Prompt = r.Prompt,
+            Prompt2 = r.Prompt2,
+            NegativePrompt = r.NegativePrompt,
+            NegativePrompt2 = r.NegativePrompt2,
+            Width = image.Width,
+            Height = image.Height,
+            Steps = r.Steps,
+            GuidanceScale = r.GuidanceScale,
+            GuidanceRescale = r.GuidanceRescale,
+            BatchSize = r.BatchSize,
+            Seed = result.Seed,
+            Seeds = r.Seeds?.ToArray(),
+            Scheduler = result.Scheduler,
+            HighNoiseFraction = r.HighNoiseFraction,
+            UseRefiner = r.UseRefiner,
+            Conditioning = r.Conditioning,
+            Index = image.Index,
+            Model = result.Model,
+        };
+        return JsonSerializer.Serialize(recipe, RecipeJson.Options);
+    }
+
+    /// <summary>Reads the exact request back from a PNG written by <see cref="PngFileSink"/>; <see langword="null"/> when it has none.</summary>
+    /// <exception cref="FormatException">The chunk exists but is not a valid recipe.</exception>
+    public static GenerationRequest? ReadRequest(string pngPath)
+    {
+        var info = Image.Identify(pngPath) ?? throw new FormatException($"'{pngPath}' is not an image.");
+        var text = info.Metadata.GetPngMetadata().TextData.FirstOrDefault(t => t.Keyword == RequestKeyword);
+        if (text.Value is null)
+        {
+            return null;
+        }
+
+        RecipeDocument? doc;
+        try
+        {
+            doc = JsonSerializer.Deserialize<RecipeDocument>(text.Value, RecipeJson.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk is not a valid recipe: {e.Message}", e);
+        }
+
+        if (doc?.Prompt is null)
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
+        }
+
+        return new GenerationRequest
+        {
+            Prompt = doc.Prompt,
+            Prompt2 = doc.Prompt2,
+            NegativePrompt = doc.NegativePrompt,
+            NegativePrompt2 = doc.NegativePrompt2,
+            Width = doc.Width,
+            Height = doc.Height,
+            Steps = doc.Steps,
+            GuidanceScale = doc.GuidanceScale,
+            GuidanceRescale = doc.GuidanceRescale,
+            BatchSize = doc.BatchSize,
+            Seed = doc.Seed,
+            Seeds = doc.Seeds,
+            Scheduler = doc.Scheduler,
+            HighNoiseFraction = doc.HighNoiseFraction,
+            UseRefiner = doc.UseRefiner,
+            Conditioning = doc.Conditioning,
+        };
+    }
+
+    internal sealed class RecipeDocument
+    {
+        public string? Prompt { get; set; }
+        public string? Prompt2 { get; set; }
+        public string? NegativePrompt { get; set; }
+        public string? NegativePrompt2 { get; set; }
+        public int Width { get; set; }
+        public int Height { get; set; }
+        public int Steps { get; set; }
+        public float GuidanceScale { get; set; }
+        public float GuidanceRescale { get; set; }
+        public int BatchSize { get; set; } = 1;
+        public long? Seed { get; set; }
+        public long[]? Seeds { get; set; }
+        public string? Scheduler { get; set; }
+        public double? HighNoiseFraction { get; set; }
+        public bool UseRefiner { get; set; } = true;
+        public Conditioning.MicroConditioning? Conditioning { get; set; }
+        public int Index { get; set; }
+        public string? Model { get; set; }
+    }
+
+    private static class RecipeJson
+    {
+        public static readonly JsonSerializerOptions Options = new()
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        };
+    }
+}

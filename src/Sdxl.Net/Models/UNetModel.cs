@@ -1,0 +1,117 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Sdxl.Net.Runtime;
+
+namespace Sdxl.Net.Models;
+
+/// <summary>
+/// The SDXL UNet (<c>sample</c>, <c>timestep</c>, <c>encoder_hidden_states</c>, <c>text_embeds</c>, <c>time_ids</c> →
+/// <c>out_sample</c>), adapting to every exported timestep form: rank-0 float (optimum ≥ 1.24), float[1] (Olive) and
+/// int64[1] (optimum &lt; 1.23), in float32 or float16.
+/// </summary>
+internal sealed class UNetModel : IDisposable
+{
+    private static readonly TensorElementType[] Floats = [TensorElementType.Float, TensorElementType.Float16];
+    private readonly OnnxModel _model;
+    private readonly TensorSpec _sample;
+    private readonly TensorSpec _timestep;
+    private readonly TensorSpec _hidden;
+    private readonly TensorSpec _textEmbeds;
+    private readonly TensorSpec _timeIds;
+    private readonly string[] _inputNames = ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"];
+    private readonly string[] _outputNames;
+
+    public UNetModel(string path, ExecutionProviderOptions options)
+    {
+        _model = new OnnxModel("unet", path, options);
+        try
+        {
+            _sample = _model.RequireInput("sample", Floats);
+            _timestep = _model.RequireInput("timestep", TensorElementType.Float, TensorElementType.Float16, TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Double);
+            _hidden = _model.RequireInput("encoder_hidden_states", Floats);
+            _textEmbeds = _model.RequireInput("text_embeds", Floats);
+            _timeIds = _model.RequireInput("time_ids", Floats);
+            CheckRank(_sample, 4);
+            CheckRank(_hidden, 3);
+            CheckRank(_textEmbeds, 2);
+            CheckRank(_timeIds, 2);
+            if (_timestep.Rank > 1)
+            {
+                throw Mismatch($"input 'timestep' must be a scalar or a vector; found {_timestep}");
+            }
+
+            if (_model.Inputs.ContainsKey("timestep_cond"))
+            {
+                throw Mismatch("the model takes 'timestep_cond' (a guidance-distilled UNet with time_cond_proj_dim), which is not supported");
+            }
+
+            var extra = _model.Inputs.Keys.Where(k => Array.IndexOf(_inputNames, k) < 0).ToArray();
+            if (extra.Length > 0)
+            {
+                throw Mismatch($"unexpected inputs {string.Join(", ", extra)}");
+            }
+
+            var output = _model.Outputs.ContainsKey("out_sample") ? "out_sample"
+                : _model.Outputs.Count == 1 ? _model.Outputs.Keys.First()
+                : throw Mismatch("no output 'out_sample'");
+            _outputNames = [output];
+        }
+        catch
+        {
+            _model.Dispose();
+            throw;
+        }
+    }
+
+    public string Signature => _model.Signature;
+
+    public TensorSpec SampleSpec => _sample;
+
+    public TensorSpec TimestepSpec => _timestep;
+
+    /// <summary>Latent channels the model takes (4, or 9 for inpainting UNets); -1 when dynamic.</summary>
+    public int InChannels => _sample.Dimensions[1];
+
+    /// <summary>The cross-attention width (e.g. 2048 for base, 1280 for the refiner); -1 when dynamic.</summary>
+    public int CrossAttentionDim => _hidden.Dimensions[2];
+
+    /// <summary>The pooled text embedding width; -1 when dynamic.</summary>
+    public int TextEmbedsDim => _textEmbeds.Dimensions[1];
+
+    /// <summary>The number of micro-conditioning values (6 for base, 5 for the refiner); -1 when dynamic.</summary>
+    public int TimeIdsWidth => _timeIds.Dimensions[1];
+
+    public TensorElementType FloatType => _sample.ElementType;
+
+    /// <summary>Runs one UNet evaluation over the whole (CFG) batch and writes the prediction into <paramref name="output"/>.</summary>
+    public void Run(
+        ReadOnlySpan<float> sample, long[] sampleShape,
+        float timestep,
+        ReadOnlySpan<float> hiddenStates, long[] hiddenShape,
+        ReadOnlySpan<float> textEmbeds, long[] textEmbedsShape,
+        ReadOnlySpan<float> timeIds, long[] timeIdsShape,
+        Span<float> output,
+        RunOptions? runOptions)
+    {
+        using var sampleValue = OnnxModel.CreateFloatTensor(_sample, sample, sampleShape);
+        using var timestepValue = OnnxModel.CreateScalar(_timestep, timestep);
+        using var hiddenValue = OnnxModel.CreateFloatTensor(_hidden, hiddenStates, hiddenShape);
+        using var embedsValue = OnnxModel.CreateFloatTensor(_textEmbeds, textEmbeds, textEmbedsShape);
+        using var timeIdsValue = OnnxModel.CreateFloatTensor(_timeIds, timeIds, timeIdsShape);
+        using var outputs = _model.Run(_inputNames, [sampleValue, timestepValue, hiddenValue, embedsValue, timeIdsValue], _outputNames, runOptions);
+        OnnxModel.ReadFloat(outputs.First(), output);
+    }
+
+    public void Dispose() => _model.Dispose();
+
+    private void CheckRank(TensorSpec spec, int rank)
+    {
+        if (spec.Rank != rank)
+        {
+            throw Mismatch($"input '{spec.Name}' must have rank {rank}; found {spec}");
+        }
+    }
+
+    private SdxlModelException Mismatch(string what) =>
+        new($"unet: {what}. Expected inputs sample [B,4,h,w], timestep (scalar or [1]), encoder_hidden_states [B,77,D], text_embeds [B,P], time_ids [B,6|5] → out_sample; found {_model.Signature}. File: '{_model.Path}'.");
+}

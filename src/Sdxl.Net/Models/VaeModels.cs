@@ -1,0 +1,103 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Sdxl.Net.Runtime;
+
+namespace Sdxl.Net.Models;
+
+/// <summary>The VAE decoder (<c>latent_sample</c> [B,4,h,w] → <c>sample</c> [B,3,8h,8w]).</summary>
+internal sealed class VaeDecoderModel : IDisposable
+{
+    private readonly OnnxModel _model;
+    private readonly TensorSpec _input;
+    private readonly string[] _outputNames;
+
+    public VaeDecoderModel(string path, ExecutionProviderOptions options)
+    {
+        _model = new OnnxModel("vae_decoder", path, options);
+        try
+        {
+            _input = _model.RequireInput("latent_sample", TensorElementType.Float, TensorElementType.Float16);
+            var output = _model.Outputs.ContainsKey("sample") ? "sample"
+                : _model.Outputs.Count == 1 ? _model.Outputs.Keys.First()
+                : throw new SdxlModelException($"vae_decoder: no output 'sample'; found {_model.Signature}. File: '{path}'.");
+            _outputNames = [output];
+            if (_input.Rank != 4)
+            {
+                throw new SdxlModelException($"vae_decoder: input 'latent_sample' must have rank 4; found {_input}. File: '{path}'.");
+            }
+        }
+        catch
+        {
+            _model.Dispose();
+            throw;
+        }
+    }
+
+    public TensorElementType FloatType => _input.ElementType;
+
+    public string Signature => _model.Signature;
+
+    /// <summary>Decodes one batch of latents (already divided by the scaling factor) into <paramref name="output"/> (values ≈ [-1, 1]).</summary>
+    public void Decode(ReadOnlySpan<float> latents, long[] shape, Span<float> output, RunOptions? runOptions)
+    {
+        using var input = OnnxModel.CreateFloatTensor(_input, latents, shape);
+        using var outputs = _model.Run(["latent_sample"], [input], _outputNames, runOptions);
+        OnnxModel.ReadFloat(outputs.First(), output);
+    }
+
+    public void Dispose() => _model.Dispose();
+}
+
+/// <summary>
+/// The VAE encoder: <c>sample</c> [B,3,H,W] → <c>latent_parameters</c> [B,8,h,w] (mean ‖ log-variance, optimum ≥ 1.23)
+/// or <c>latent_sample</c> [B,4,h,w] (a sample drawn inside the graph, older optimum and Olive exports).
+/// </summary>
+internal sealed class VaeEncoderModel : IDisposable
+{
+    private readonly OnnxModel _model;
+    private readonly TensorSpec _input;
+    private readonly string[] _outputNames;
+
+    public VaeEncoderModel(string path, ExecutionProviderOptions options)
+    {
+        _model = new OnnxModel("vae_encoder", path, options);
+        try
+        {
+            _input = _model.RequireInput("sample", TensorElementType.Float, TensorElementType.Float16);
+            if (_model.Outputs.ContainsKey("latent_parameters"))
+            {
+                OutputsParameters = true;
+                _outputNames = ["latent_parameters"];
+            }
+            else if (_model.Outputs.ContainsKey("latent_sample"))
+            {
+                _outputNames = ["latent_sample"];
+            }
+            else
+            {
+                throw new SdxlModelException($"vae_encoder: expected an output 'latent_parameters' or 'latent_sample'; found {_model.Signature}. File: '{path}'.");
+            }
+        }
+        catch
+        {
+            _model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether the output holds distribution parameters (sampled on the host) rather than a sample.</summary>
+    public bool OutputsParameters { get; }
+
+    public string Signature => _model.Signature;
+
+    /// <summary>Encodes images in [-1, 1]; returns the raw output and its shape.</summary>
+    public (float[] Output, long[] Shape) Encode(ReadOnlySpan<float> images, long[] shape, RunOptions? runOptions)
+    {
+        using var input = OnnxModel.CreateFloatTensor(_input, images, shape);
+        using var outputs = _model.Run(["sample"], [input], _outputNames, runOptions);
+        var value = outputs.First();
+        return (OnnxModel.ReadFloat(value), OnnxModel.ShapeOf(value));
+    }
+
+    public void Dispose() => _model.Dispose();
+}

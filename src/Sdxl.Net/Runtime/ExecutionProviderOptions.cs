@@ -1,0 +1,79 @@
+namespace Sdxl.Net.Runtime;
+
+/// <summary>The ONNX Runtime execution provider that runs the models.</summary>
+public enum ExecutionProviderKind
+{
+    /// <summary>The CPU provider: always available, reproducible, slow for real SDXL sizes.</summary>
+    Cpu,
+
+    /// <summary>NVIDIA CUDA (needs CUDA 13 and cuDNN 9 libraries on the library path).</summary>
+    Cuda,
+
+    /// <summary>NVIDIA TensorRT (needs TensorRT 10 libraries; falls back to CUDA for unsupported nodes).</summary>
+    TensorRT,
+}
+
+/// <summary>
+/// How the ONNX sessions are created: which execution provider, on which device, with which threads and caches.
+/// </summary>
+/// <remarks>Plain data, applied by the runtime layer when the pipeline is built.</remarks>
+public sealed record ExecutionProviderOptions
+{
+    /// <summary>The provider to use.</summary>
+    public ExecutionProviderKind Kind { get; init; } = ExecutionProviderKind.Cpu;
+
+    /// <summary>The GPU index for CUDA and TensorRT.</summary>
+    public int DeviceId { get; init; }
+
+    /// <summary>Intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>Whether the CPU memory arena is enabled (faster; holds on to memory between runs).</summary>
+    public bool EnableCpuMemoryArena { get; init; } = true;
+
+    /// <summary>CUDA: run an exhaustive cuDNN convolution algorithm search on first use (slower start, faster steps).</summary>
+    public bool CudnnExhaustiveSearch { get; init; }
+
+    /// <summary>CUDA: the most GPU memory, in bytes, the provider's arena may take; 0 means no limit.</summary>
+    public long GpuMemoryLimitBytes { get; init; }
+
+    /// <summary>TensorRT: build fp16 engines.</summary>
+    public bool TensorRTFp16 { get; init; } = true;
+
+    /// <summary>TensorRT: where built engines are cached (strongly recommended: building takes minutes).</summary>
+    public string? TensorRTEngineCachePath { get; init; }
+
+    /// <summary>TensorRT: where timing caches are kept.</summary>
+    public string? TensorRTTimingCachePath { get; init; }
+
+    /// <summary>
+    /// Providers to try, in order, when <see cref="Kind"/> cannot be initialised (for example CUDA libraries missing).
+    /// Empty means: fail with a clear error instead of silently running elsewhere.
+    /// </summary>
+    public IReadOnlyList<ExecutionProviderKind> Fallbacks { get; init; } = [];
+
+    /// <summary>The CPU provider with ONNX Runtime's default threading.</summary>
+    public static ExecutionProviderOptions Cpu { get; } = new();
+
+    /// <summary>Parses a device string of the CLI form <c>cpu</c>, <c>cuda</c>, <c>cuda:1</c>, <c>tensorrt</c> or <c>tensorrt:0</c>.</summary>
+    /// <exception cref="FormatException">The text is not one of those forms.</exception>
+    public static ExecutionProviderOptions Parse(string device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var parts = device.Trim().ToLowerInvariant().Split(':');
+        var kind = parts[0] switch
+        {
+            "cpu" => ExecutionProviderKind.Cpu,
+            "cuda" => ExecutionProviderKind.Cuda,
+            "tensorrt" or "trt" => ExecutionProviderKind.TensorRT,
+            _ => throw new FormatException($"Unknown device '{device}': expected cpu, cuda[:N] or tensorrt[:N]."),
+        };
+        int id = 0;
+        if (parts.Length > 2 || (parts.Length == 2 && (kind == ExecutionProviderKind.Cpu || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out id))))
+        {
+            throw new FormatException($"Invalid device '{device}': expected cpu, cuda[:N] or tensorrt[:N] with N a GPU index.");
+        }
+
+        return new ExecutionProviderOptions { Kind = kind, DeviceId = id };
+    }
+}

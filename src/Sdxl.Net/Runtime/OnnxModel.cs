@@ -1,0 +1,255 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Sdxl.Net.Runtime;
+
+/// <summary>The declared element type and shape of one model input or output.</summary>
+/// <param name="Name">The ONNX name.</param>
+/// <param name="ElementType">The element type.</param>
+/// <param name="Dimensions">The dimensions; -1 for dynamic axes.</param>
+internal sealed record TensorSpec(string Name, TensorElementType ElementType, int[] Dimensions)
+{
+    public int Rank => Dimensions.Length;
+
+    public bool IsFloatingPoint => ElementType is TensorElementType.Float or TensorElementType.Float16;
+
+    public override string ToString() =>
+        $"{Name}: {TypeName(ElementType)}[{string.Join(",", Dimensions.Select(d => d < 0 ? "?" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]";
+
+    public static string TypeName(TensorElementType type) => type switch
+    {
+        TensorElementType.Float => "float32",
+        TensorElementType.Float16 => "float16",
+        TensorElementType.Double => "float64",
+        TensorElementType.BFloat16 => "bfloat16",
+        TensorElementType.Int64 => "int64",
+        TensorElementType.Int32 => "int32",
+        _ => type.ToString().ToLowerInvariant(),
+    };
+}
+
+/// <summary>
+/// One ONNX model file opened in an ONNX Runtime session, with its signature read from the session metadata and
+/// the element-type adaptation (float32 ⇄ float16, int64/int32 ids, rank-0 or rank-1 timesteps) done in one place.
+/// </summary>
+/// <remarks>
+/// Sessions are thread-safe for concurrent <c>Run</c> calls (ONNX Runtime's contract), so one instance serves every
+/// generation of a pipeline.
+/// </remarks>
+internal sealed class OnnxModel : IDisposable
+{
+    private readonly InferenceSession _session;
+
+    public OnnxModel(string component, string path, ExecutionProviderOptions options)
+    {
+        Component = component;
+        Path = path;
+        _session = SessionFactory.Create(path, component, options);
+        Inputs = ReadSpecs(_session.InputMetadata);
+        Outputs = ReadSpecs(_session.OutputMetadata);
+    }
+
+    /// <summary>The component's name as the folder names it (e.g. <c>unet</c>), used in error messages.</summary>
+    public string Component { get; }
+
+    public string Path { get; }
+
+    public IReadOnlyDictionary<string, TensorSpec> Inputs { get; }
+
+    public IReadOnlyDictionary<string, TensorSpec> Outputs { get; }
+
+    public string Signature =>
+        $"inputs ({string.Join("; ", Inputs.Values)}) → outputs ({string.Join("; ", Outputs.Values)})";
+
+    public TensorSpec RequireInput(string name, params TensorElementType[] allowed) => Require(Inputs, "input", name, allowed);
+
+    public TensorSpec RequireOutput(string name, params TensorElementType[] allowed) => Require(Outputs, "output", name, allowed);
+
+    /// <summary>Runs the model; the caller disposes the returned values.</summary>
+    public IDisposableReadOnlyCollection<OrtValue> Run(
+        IReadOnlyCollection<string> inputNames,
+        IReadOnlyCollection<OrtValue> inputs,
+        IReadOnlyCollection<string> outputNames,
+        RunOptions? runOptions)
+    {
+        try
+        {
+            if (runOptions is null)
+            {
+                using var ro = new RunOptions();
+                return _session.Run(ro, inputNames, inputs, outputNames);
+            }
+
+            return _session.Run(runOptions, inputNames, inputs, outputNames);
+        }
+        catch (OnnxRuntimeException e) when (runOptions?.Terminate == true)
+        {
+            throw new OperationCanceledException($"{Component}: the run was cancelled.", e);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new SdxlModelException($"{Component}: ONNX Runtime failed to run the model: {SessionFactory.FirstLine(e.Message)}", e);
+        }
+    }
+
+    public void Dispose() => _session.Dispose();
+
+    /// <summary>Creates a tensor of the declared floating-point type from float32 data.</summary>
+    public static OrtValue CreateFloatTensor(TensorSpec spec, ReadOnlySpan<float> data, long[] shape)
+    {
+        switch (spec.ElementType)
+        {
+            case TensorElementType.Float:
+            {
+                var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, shape);
+                data.CopyTo(value.GetTensorMutableDataAsSpan<float>());
+                return value;
+            }
+
+            case TensorElementType.Float16:
+            {
+                var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float16, shape);
+                TensorPrimitives.ConvertToHalf(data, MemoryMarshal.Cast<Float16, Half>(value.GetTensorMutableDataAsSpan<Float16>()));
+                return value;
+            }
+
+            case TensorElementType.Double:
+            {
+                var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Double, shape);
+                var dest = value.GetTensorMutableDataAsSpan<double>();
+                for (int i = 0; i < data.Length; i++)
+                {
+                    dest[i] = data[i];
+                }
+
+                return value;
+            }
+
+            default:
+                throw new InvalidOperationException($"{spec.Name}: cannot feed float data to a {TensorSpec.TypeName(spec.ElementType)} input.");
+        }
+    }
+
+    /// <summary>Creates a scalar-like tensor (e.g. the UNet timestep) of the declared type and rank.</summary>
+    public static OrtValue CreateScalar(TensorSpec spec, double value, int length = 1)
+    {
+        long[] shape = spec.Rank == 0 ? [] : [length];
+        switch (spec.ElementType)
+        {
+            case TensorElementType.Int64:
+            {
+                var v = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Int64, shape);
+                v.GetTensorMutableDataAsSpan<long>().Fill((long)value);
+                return v;
+            }
+
+            case TensorElementType.Int32:
+            {
+                var v = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Int32, shape);
+                v.GetTensorMutableDataAsSpan<int>().Fill((int)value);
+                return v;
+            }
+
+            default:
+            {
+                Span<float> data = stackalloc float[length];
+                data.Fill((float)value);
+                return CreateFloatTensor(spec, data, shape);
+            }
+        }
+    }
+
+    /// <summary>Creates an integer id tensor of the declared type (int64 or int32).</summary>
+    public static OrtValue CreateIds(TensorSpec spec, ReadOnlySpan<int> ids, long[] shape)
+    {
+        if (spec.ElementType == TensorElementType.Int32)
+        {
+            var v = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Int32, shape);
+            ids.CopyTo(v.GetTensorMutableDataAsSpan<int>());
+            return v;
+        }
+
+        var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Int64, shape);
+        var dest = value.GetTensorMutableDataAsSpan<long>();
+        for (int i = 0; i < ids.Length; i++)
+        {
+            dest[i] = ids[i];
+        }
+
+        return value;
+    }
+
+    /// <summary>The shape of a tensor value.</summary>
+    public static long[] ShapeOf(OrtValue value) => value.GetTensorTypeAndShape().Shape;
+
+    /// <summary>Copies a floating-point output into float32 <paramref name="destination"/>, converting as needed.</summary>
+    public static void ReadFloat(OrtValue value, Span<float> destination)
+    {
+        var info = value.GetTensorTypeAndShape();
+        if (info.ElementCount != destination.Length)
+        {
+            throw new InvalidOperationException($"Output holds {info.ElementCount} values; {destination.Length} were expected.");
+        }
+
+        switch (info.ElementDataType)
+        {
+            case TensorElementType.Float:
+                value.GetTensorDataAsSpan<float>().CopyTo(destination);
+                break;
+            case TensorElementType.Float16:
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>()), destination);
+                break;
+            case TensorElementType.Double:
+                var src = value.GetTensorDataAsSpan<double>();
+                for (int i = 0; i < src.Length; i++)
+                {
+                    destination[i] = (float)src[i];
+                }
+
+                break;
+            default:
+                throw new InvalidOperationException($"Cannot read a {TensorSpec.TypeName(info.ElementDataType)} output as float.");
+        }
+    }
+
+    /// <summary>Reads a floating-point output into a new float32 array.</summary>
+    public static float[] ReadFloat(OrtValue value)
+    {
+        var result = new float[value.GetTensorTypeAndShape().ElementCount];
+        ReadFloat(value, result);
+        return result;
+    }
+
+    private TensorSpec Require(IReadOnlyDictionary<string, TensorSpec> specs, string kind, string name, TensorElementType[] allowed)
+    {
+        if (!specs.TryGetValue(name, out var spec))
+        {
+            throw new SdxlModelException(
+                $"{Component}: the model has no {kind} '{name}'. Expected an SDXL {Component} exported by optimum or Olive; found {Signature}. File: '{Path}'.");
+        }
+
+        if (allowed.Length > 0 && Array.IndexOf(allowed, spec.ElementType) < 0)
+        {
+            throw new SdxlModelException(
+                $"{Component}: {kind} '{name}' is {TensorSpec.TypeName(spec.ElementType)}; expected {string.Join(" or ", allowed.Select(TensorSpec.TypeName))}. Found {Signature}. File: '{Path}'.");
+        }
+
+        return spec;
+    }
+
+    private static Dictionary<string, TensorSpec> ReadSpecs(IReadOnlyDictionary<string, NodeMetadata> metadata)
+    {
+        var specs = new Dictionary<string, TensorSpec>(StringComparer.Ordinal);
+        foreach (var (name, meta) in metadata)
+        {
+            if (meta.IsTensor)
+            {
+                specs[name] = new TensorSpec(name, meta.ElementDataType, meta.Dimensions);
+            }
+        }
+
+        return specs;
+    }
+}

@@ -1,0 +1,158 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace Sdxl.Net.Runtime;
+
+/// <summary>Creates ONNX Runtime sessions for the configured execution provider, with clear errors.</summary>
+internal static class SessionFactory
+{
+    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options)
+    {
+        if (!File.Exists(modelPath))
+        {
+            throw new SdxlModelException($"{component}: model file not found: '{modelPath}'.");
+        }
+
+        var kinds = new List<ExecutionProviderKind> { options.Kind };
+        foreach (var k in options.Fallbacks)
+        {
+            if (!kinds.Contains(k))
+            {
+                kinds.Add(k);
+            }
+        }
+
+        Exception? providerFailure = null;
+        foreach (var kind in kinds)
+        {
+            SessionOptions? sessionOptions = null;
+            try
+            {
+                sessionOptions = CreateOptions(kind, options);
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                sessionOptions?.Dispose();
+                providerFailure ??= new SdxlModelException(DescribeProviderFailure(kind, e), e);
+                continue;
+            }
+
+            try
+            {
+                return new InferenceSession(modelPath, sessionOptions);
+            }
+            catch (OnnxRuntimeException e) when (kind != ExecutionProviderKind.Cpu && IsProviderLoadFailure(e))
+            {
+                providerFailure ??= new SdxlModelException(DescribeProviderFailure(kind, e), e);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new SdxlModelException($"{component}: ONNX Runtime cannot load '{modelPath}': {FirstLine(e.Message)}", e);
+            }
+            finally
+            {
+                sessionOptions.Dispose();
+            }
+        }
+
+        throw providerFailure ?? new SdxlModelException($"{component}: no execution provider could be initialised.");
+    }
+
+    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options)
+    {
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            EnableCpuMemArena = options.EnableCpuMemoryArena,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (options.IntraOpThreads > 0)
+        {
+            so.IntraOpNumThreads = options.IntraOpThreads;
+        }
+
+        try
+        {
+            switch (kind)
+            {
+                case ExecutionProviderKind.Cuda:
+                    AppendCuda(so, options);
+                    break;
+                case ExecutionProviderKind.TensorRT:
+                    using (var trt = new OrtTensorRTProviderOptions())
+                    {
+                        var settings = new Dictionary<string, string>
+                        {
+                            ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            ["trt_fp16_enable"] = options.TensorRTFp16 ? "1" : "0",
+                        };
+                        if (options.TensorRTEngineCachePath is { } cache)
+                        {
+                            settings["trt_engine_cache_enable"] = "1";
+                            settings["trt_engine_cache_path"] = cache;
+                        }
+
+                        if (options.TensorRTTimingCachePath is { } timing)
+                        {
+                            settings["trt_timing_cache_enable"] = "1";
+                            settings["trt_timing_cache_path"] = timing;
+                        }
+
+                        trt.UpdateOptions(settings);
+                        so.AppendExecutionProvider_Tensorrt(trt);
+                    }
+
+                    // Nodes TensorRT cannot take run on CUDA.
+                    AppendCuda(so, options);
+                    break;
+            }
+        }
+        catch
+        {
+            so.Dispose();
+            throw;
+        }
+
+        return so;
+    }
+
+    private static void AppendCuda(SessionOptions so, ExecutionProviderOptions options)
+    {
+        using var cuda = new OrtCUDAProviderOptions();
+        var settings = new Dictionary<string, string>
+        {
+            ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["cudnn_conv_algo_search"] = options.CudnnExhaustiveSearch ? "EXHAUSTIVE" : "HEURISTIC",
+            ["arena_extend_strategy"] = "kSameAsRequested",
+        };
+        if (options.GpuMemoryLimitBytes > 0)
+        {
+            settings["gpu_mem_limit"] = options.GpuMemoryLimitBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        cuda.UpdateOptions(settings);
+        so.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    private static bool IsProviderLoadFailure(OnnxRuntimeException e) =>
+        e.Message.Contains("provider", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("CUDA", StringComparison.Ordinal)
+        || e.Message.Contains(".so", StringComparison.Ordinal)
+        || e.Message.Contains(".dll", StringComparison.Ordinal);
+
+    private static string DescribeProviderFailure(ExecutionProviderKind kind, Exception e)
+    {
+        var needs = kind switch
+        {
+            ExecutionProviderKind.Cuda => "the CUDA provider needs an NVIDIA driver, CUDA 13 runtime libraries (libcudart, libcublas, libcublasLt, libcufft, libcurand) and cuDNN 9 (libcudnn*.so.9) on the library path (LD_LIBRARY_PATH / PATH)",
+            ExecutionProviderKind.TensorRT => "the TensorRT provider needs TensorRT 10 (libnvinfer*.so.10) in addition to the CUDA 13 and cuDNN 9 libraries on the library path",
+            _ => "the CPU provider failed",
+        };
+        return $"The {kind} execution provider could not be initialised: {needs}. ONNX Runtime said: {FirstLine(e.Message)}";
+    }
+
+    internal static string FirstLine(string message)
+    {
+        var i = message.IndexOf('\n');
+        return (i < 0 ? message : message[..i]).Trim();
+    }
+}

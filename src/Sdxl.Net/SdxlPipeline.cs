@@ -1,0 +1,619 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+using Sdxl.Net.Conditioning;
+using Sdxl.Net.Denoising;
+using Sdxl.Net.Imaging;
+using Sdxl.Net.Models;
+using Sdxl.Net.Randomness;
+using Sdxl.Net.Schedulers;
+using Sdxl.Net.Text;
+
+namespace Sdxl.Net;
+
+/// <summary>
+/// An SDXL text-to-image pipeline over ONNX Runtime, reproducing diffusers' <c>StableDiffusionXLPipeline</c>
+/// (and, with a refiner, the ensemble of expert denoisers).
+/// </summary>
+/// <remarks>
+/// Thread-safe: one instance serves concurrent <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/>
+/// calls (each has its own scheduler run, random source and buffers; ONNX sessions are shared). Dispose it to release
+/// every native session.
+/// </remarks>
+public sealed class SdxlPipeline : IDisposable
+{
+    private readonly SdxlPipelineSettings _settings;
+    private readonly SdxlModelFolder _model;
+    private readonly IScheduler _scheduler;
+    private readonly ILogger _logger;
+    private readonly object _refinerLock = new();
+    private SdxlModelFolder? _refiner;
+    private IScheduler? _refinerScheduler;
+    private bool _disposed;
+
+    internal SdxlPipeline(SdxlPipelineSettings settings)
+    {
+        _settings = settings;
+        _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
+        var watch = Stopwatch.StartNew();
+        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        try
+        {
+            _scheduler = settings.SchedulerFactory(_model.SchedulerConfig);
+        }
+        catch
+        {
+            _model.Dispose();
+            throw;
+        }
+
+        _logger.LogInformation("Loaded SDXL model '{Model}' on {Provider} in {Elapsed} ms (scheduler {Scheduler})",
+            settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
+    }
+
+    /// <summary>Starts configuring a pipeline.</summary>
+    public static SdxlPipelineBuilder CreateBuilder() => new();
+
+    /// <summary>Width and height must be multiples of this many pixels (from the model's UNet and VAE configuration; 32 for SDXL).</summary>
+    public int PixelMultiple => _model.PixelMultiple;
+
+    /// <summary>The size generated when a request gives none (1024 for SDXL).</summary>
+    public int DefaultImageSize => _model.DefaultImageSize;
+
+    /// <summary>The scheduler used when a request names none.</summary>
+    public IScheduler Scheduler => _scheduler;
+
+    /// <summary>Whether a refiner is configured.</summary>
+    public bool HasRefiner => _settings.RefinerDirectory is not null;
+
+    /// <summary>Generates the images of <paramref name="request"/> and writes them to the pipeline's sinks.</summary>
+    public Task<GenerationResult> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken = default) =>
+        GenerateAsync(request, progress: null, cancellationToken);
+
+    /// <summary>Generates the images of <paramref name="request"/>, reporting progress, and writes them to the pipeline's sinks.</summary>
+    /// <exception cref="ArgumentException">The request is invalid; the message names the value and what is allowed.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the pipeline stays usable.</exception>
+    /// <exception cref="SdxlNumericException">The models produced NaN or infinite values.</exception>
+    public async Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(request);
+        var plan = Validate(request);
+        var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (_settings.Sinks.Length > 0)
+        {
+            progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
+            foreach (var sink in _settings.Sinks)
+            {
+                await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+        return result;
+    }
+
+    /// <summary>Releases every ONNX session (base and refiner).</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _model.Dispose();
+        lock (_refinerLock)
+        {
+            _refiner?.Dispose();
+        }
+    }
+
+    private enum GenerationMode
+    {
+        TextToImage,
+        ImageToImage,
+        Inpainting,
+    }
+
+    private sealed record Plan(int Width, int Height, IScheduler Scheduler, bool Refine, double? HighNoiseFraction, double Strength);
+
+    private Plan Validate(GenerationRequest r)
+    {
+        int multiple = _model.PixelMultiple;
+        int width = r.Width ?? r.Image?.Width ?? _model.DefaultImageSize;
+        int height = r.Height ?? r.Image?.Height ?? _model.DefaultImageSize;
+        RequestValidation.Check(r, width, height, multiple, _model.LatentChannels, _model.VaeScaleFactor);
+        bool refine = r.UseRefiner && HasRefiner;
+        double? fraction = refine ? r.HighNoiseFraction ?? _settings.RefinerOptions!.HighNoiseFraction : r.HighNoiseFraction;
+        if (fraction is { } f && (!(f > 0) || !(f < 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), f, "HighNoiseFraction (denoising_end) must be in (0, 1).");
+        }
+
+        if (r.Mask is not null && r.Image is null)
+        {
+            throw new ArgumentException("Mask needs Image: inpainting repaints the masked region of an input image.", nameof(r.Mask));
+        }
+
+        if (r.Image is not null && r.InitialLatents is not null)
+        {
+            throw new ArgumentException("InitialLatents cannot be combined with Image: image-to-image starts from the encoded image.", nameof(r.InitialLatents));
+        }
+
+        if (r.Image is not null && _model.VaeEncoder is null)
+        {
+            throw new ArgumentException($"Image-to-image and inpainting need a vae_encoder, and the model folder '{_model.Directory}' has none.", nameof(r.Image));
+        }
+
+        double strength = r.Strength ?? (r.Mask is not null ? 0.9999 : 0.3);
+        if (!(strength > 0) || strength > 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.Strength), strength, "Strength must be in (0, 1].");
+        }
+
+        if (r.Image is null && r.Strength is not null)
+        {
+            throw new ArgumentException("Strength applies to image-to-image and inpainting; the request has no Image.", nameof(r.Strength));
+        }
+
+        if (r.Mask is null && _model.UNetInChannels == 9)
+        {
+            throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
+        }
+
+        var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
+        return new Plan(width, height, scheduler, refine, fraction, strength);
+    }
+
+    private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
+    {
+        try
+        {
+            return _settings.Catalog.Create(name, config);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or KeyNotFoundException)
+        {
+            throw new ArgumentException($"Unknown scheduler '{name}': {e.Message}", nameof(GenerationRequest.Scheduler), e);
+        }
+    }
+
+    private GenerationResult Generate(GenerationRequest r, Plan plan, IProgress<GenerationProgress>? progress, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        using var runOptions = new RunOptions();
+        using var registration = ct.Register(() => runOptions.Terminate = true);
+        var warnings = new List<string>();
+        int batch = r.BatchSize;
+        int width = plan.Width, height = plan.Height;
+        int lh = height / _model.VaeScaleFactor, lw = width / _model.VaeScaleFactor;
+        bool cfg = r.GuidanceScale > 1;
+        var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
+
+        // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
+        long? seed = null;
+        IRandomSource random;
+        if (r.Seeds is { } seeds)
+        {
+            var sources = new IRandomSource[seeds.Count];
+            for (int i = 0; i < sources.Length; i++)
+            {
+                sources[i] = new TorchCpuGenerator(unchecked((ulong)seeds[i]));
+            }
+
+            random = new PerImageRandomSource(sources);
+        }
+        else
+        {
+            seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
+            random = new TorchCpuGenerator(unchecked((ulong)seed.Value));
+        }
+
+        // 1. Prompts.
+        progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, watch.Elapsed, null));
+        var notes = new List<TruncationNote>();
+        var (positive, negative) = EncodePrompts(_model, r, cfg, notes, runOptions);
+        foreach (var n in notes)
+        {
+            warnings.Add($"The prompt for {n.Tokenizer} has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used (CLIP reads at most 75): \"{n.Text}\".");
+        }
+
+        ct.ThrowIfCancellationRequested();
+
+        // 2. Micro-conditioning. The text-to-image pipeline lays time_ids out as cat([neg, pos]).repeat(B); the
+        //    image-to-image and inpainting pipelines repeat each part first.
+        var conditioning = ResolveConditioning(r, width, height, isRefiner: false);
+        bool baseLayout = mode == GenerationMode.TextToImage && !_model.RequiresAestheticsScore;
+        var (posIds, negIds) = baseLayout
+            ? TimeIds.ForBase(conditioning, width, height)
+            : TimeIds.ForImageToImage(conditioning, width, height, _model.RequiresAestheticsScore);
+        var cond = new DenoisingConditioning(
+            Batching.NegativeThenPositive(negative.Hidden, positive.Hidden, batch, cfg),
+            positive.SequenceLength,
+            positive.HiddenSize,
+            Batching.NegativeThenPositive(negative.Pooled, positive.Pooled, batch, cfg),
+            baseLayout ? Batching.BaseTimeIds(negIds, posIds, batch, cfg) : Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
+            posIds.Length);
+
+        // 3. Schedule: the full schedule, or diffusers' strength window for image inputs.
+        var run = plan.Scheduler.CreateRun(r.Steps);
+        TimestepRange window;
+        if (mode == GenerationMode.TextToImage)
+        {
+            run.SetBeginIndex(0);
+            window = new TimestepRange(0, run.Timesteps.Count, r.Steps);
+        }
+        else
+        {
+            window = TimestepWindow.ForStrength(run, r.Steps, plan.Strength);
+            if (window.Count == 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {r.Steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
+            }
+        }
+
+        int count = window.Count;
+        if (plan.HighNoiseFraction is { } fraction)
+        {
+            // denoising_end keeps the leading timesteps t >= cutoff of the (windowed) schedule.
+            var end = TimestepWindow.ForDenoisingEnd(run, fraction, _model.SchedulerConfig.GetInt32("num_train_timesteps", 1000));
+            count = Math.Clamp(end.Count - window.BeginIndex, 0, window.Count);
+            if (count == 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), fraction, $"HighNoiseFraction {fraction} leaves the base model no step of this schedule.");
+            }
+        }
+
+        IReadOnlyList<float> timesteps = Slice(run.Timesteps, window.BeginIndex, count);
+
+        // 4. Initial latents.
+        int latentCount = batch * _model.LatentChannels * lh * lw;
+        var latents = new float[latentCount];
+        InpaintState? inpaint = null;
+        switch (mode)
+        {
+            case GenerationMode.TextToImage:
+                // Given noise, or randn from the generator; times init_noise_sigma.
+                if (r.InitialLatents is { } given)
+                {
+                    given.Span.CopyTo(latents);
+                }
+                else
+                {
+                    random.NextNormal(latents);
+                }
+
+                TensorPrimitives.Multiply(latents, run.InitNoiseSigma, latents);
+                break;
+
+            case GenerationMode.ImageToImage:
+            {
+                // diffusers' img2img prepare_latents: encode (a posterior sample drawn from the generator), scale,
+                // repeat for the batch, then add_noise(init, randn, timesteps[0]).
+                progress?.Report(new GenerationProgress(GenerationPhase.EncodingImage, 0, 0, watch.Elapsed, null));
+                var pixels = ImageInput.ToTensor(r.Image!, width, height, r.ResizeMode);
+                var init = EncodeImage(pixels, width, height, batch, random, runOptions);
+                var noise = new float[latentCount];
+                random.NextNormal(noise);
+                run.AddNoise(init, noise, timesteps[0], latents);
+                break;
+            }
+
+            case GenerationMode.Inpainting:
+                inpaint = PrepareInpainting(r, plan, run, timesteps, width, height, batch, lh, lw, latents, random, progress, watch, runOptions);
+                break;
+        }
+
+        // 5. Denoise with the base model.
+        var stepWatch = Stopwatch.StartNew();
+        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
+            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint);
+        _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
+
+        // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
+        var decoder = _model.VaeDecoder;
+        var scalingFactor = _model.VaeScalingFactor;
+        var shiftFactor = _model.VaeShiftFactor;
+        if (plan.Refine)
+        {
+            progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
+            var (refiner, refinerScheduler) = GetRefiner(r);
+            Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
+            if (_settings.RefinerOptions!.UseRefinerVae)
+            {
+                decoder = refiner.VaeDecoder;
+                scalingFactor = refiner.VaeScalingFactor;
+                shiftFactor = refiner.VaeShiftFactor;
+            }
+        }
+
+        // 7. Decode.
+        progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
+        var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, runOptions, ct);
+        watch.Stop();
+        return new GenerationResult(r, images, seed, plan.Scheduler.Name, warnings, watch.Elapsed,
+            Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)));
+    }
+
+    /// <summary>
+    /// VAE-encodes one image [3, H, W] in [-1, 1] and returns <c>scaling_factor · sample</c> repeated for the batch.
+    /// A <c>latent_parameters</c> output is sampled on the host (mean + exp(logvar / 2) · randn, one draw of [1, 4, h, w]
+    /// per generator, as diffusers' DiagonalGaussianDistribution).
+    /// </summary>
+    private float[] EncodeImage(float[] pixels, int width, int height, int batch, IRandomSource random, RunOptions runOptions)
+    {
+        var encoder = _model.VaeEncoder
+            ?? throw new InvalidOperationException($"The model folder '{_model.Directory}' has no vae_encoder/model.onnx, which image-to-image and inpainting need.");
+        var (output, shape) = encoder.Encode(pixels, [1, 3, height, width], runOptions);
+        int plane = (int)(shape[2] * shape[3]);
+        int per = _model.LatentChannels * plane;
+        var result = new float[per * batch];
+        if (!encoder.OutputsParameters)
+        {
+            // Sampled inside the graph (older exports).
+            for (int b = 0; b < batch; b++)
+            {
+                output.AsSpan(0, per).CopyTo(result.AsSpan(b * per));
+            }
+        }
+        else
+        {
+            var mean = output.AsSpan(0, per);
+            var logvar = output.AsSpan(per, per);
+            var std = new float[per];
+            TensorPrimitives.Clamp(logvar, -30f, 20f, std);
+            TensorPrimitives.Multiply(std, 0.5f, std);
+            TensorPrimitives.Exp(std, std);
+
+            // One generator: one draw for the single encoded image, then repeated. Per-image generators: one draw each.
+            int draws = random is PerImageRandomSource ? batch : 1;
+            var noise = new float[per * draws];
+            random.NextNormal(noise);
+            for (int b = 0; b < batch; b++)
+            {
+                var dest = result.AsSpan(b * per, per);
+                TensorPrimitives.Multiply(std, noise.AsSpan((b % draws) * per, per), dest);
+                TensorPrimitives.Add(dest, mean, dest);
+            }
+        }
+
+        TensorPrimitives.Multiply(result, _model.VaeScalingFactor, result);
+        return result;
+    }
+
+    private InpaintState PrepareInpainting(GenerationRequest r, Plan plan, ISchedulerRun run, IReadOnlyList<float> timesteps, int width, int height,
+        int batch, int lh, int lw, float[] latents, IRandomSource random, IProgress<GenerationProgress>? progress, Stopwatch watch, RunOptions runOptions)
+    {
+        progress?.Report(new GenerationProgress(GenerationPhase.EncodingImage, 0, 0, watch.Elapsed, null));
+        bool nine = _model.UNetInChannels == 9;
+        bool strengthMax = plan.Strength >= 1.0;
+        var pixels = ImageInput.ToTensor(r.Image!, width, height, r.ResizeMode);
+        var mask = ImageInput.ToMask(r.Mask!, width, height, r.ResizeMode);
+
+        // diffusers' draw order: image latents (4-channel UNets, or when re-noising), noise, masked-image latents.
+        float[]? imageLatents = !nine || !strengthMax ? EncodeImage(pixels, width, height, batch, random, runOptions) : null;
+        var noise = new float[latents.Length];
+        random.NextNormal(noise);
+        if (strengthMax)
+        {
+            TensorPrimitives.Multiply(noise, run.InitNoiseSigma, latents);
+        }
+        else
+        {
+            run.AddNoise(imageLatents, noise, timesteps[0], latents);
+        }
+
+        // masked_image = image * (mask < 0.5)
+        int plane = width * height;
+        var masked = (float[])pixels.Clone();
+        for (int c = 0; c < 3; c++)
+        {
+            for (int k = 0; k < plane; k++)
+            {
+                if (mask[k] >= 0.5f)
+                {
+                    masked[(c * plane) + k] = 0f;
+                }
+            }
+        }
+
+        var maskedLatents = EncodeImage(masked, width, height, batch, random, runOptions);
+
+        // The mask at latent resolution: nearest-neighbour, as torch.nn.functional.interpolate's default.
+        var latentMask = new float[batch * lh * lw];
+        int scale = _model.VaeScaleFactor;
+        for (int y = 0; y < lh; y++)
+        {
+            for (int x = 0; x < lw; x++)
+            {
+                latentMask[(y * lw) + x] = mask[(y * scale * width) + (x * scale)];
+            }
+        }
+
+        for (int b = 1; b < batch; b++)
+        {
+            latentMask.AsSpan(0, lh * lw).CopyTo(latentMask.AsSpan(b * lh * lw));
+        }
+
+        return new InpaintState(latentMask, nine ? maskedLatents : null, imageLatents, noise, nine);
+    }
+
+    private void Refine(SdxlModelFolder refiner, IScheduler scheduler, GenerationRequest r, Plan plan, float[] latents, int width, int height,
+        bool cfg, IRandomSource random, List<string> warnings, IProgress<GenerationProgress>? progress, Stopwatch watch, RunOptions runOptions, CancellationToken ct)
+    {
+        int batch = r.BatchSize;
+        int lh = height / refiner.VaeScaleFactor, lw = width / refiner.VaeScaleFactor;
+        var notes = new List<TruncationNote>();
+        var (positive, negative) = EncodePrompts(refiner, r, cfg, notes, runOptions);
+        foreach (var n in notes)
+        {
+            warnings.Add($"Refiner: the prompt has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used.");
+        }
+
+        var options = _settings.RefinerOptions!;
+        var conditioning = new MicroConditioning { AestheticScore = options.AestheticScore, NegativeAestheticScore = options.NegativeAestheticScore }
+            .Merge(ResolveConditioning(r, width, height, isRefiner: true));
+        var (posIds, negIds) = TimeIds.ForImageToImage(conditioning, width, height, refiner.RequiresAestheticsScore);
+        var cond = new DenoisingConditioning(
+            Batching.NegativeThenPositive(negative.Hidden, positive.Hidden, batch, cfg),
+            positive.SequenceLength,
+            positive.HiddenSize,
+            Batching.NegativeThenPositive(negative.Pooled, positive.Pooled, batch, cfg),
+            Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
+            posIds.Length);
+
+        var run = scheduler.CreateRun(r.Steps);
+        var window = TimestepWindow.ForDenoisingStart(run, plan.HighNoiseFraction!.Value, refiner.SchedulerConfig.GetInt32("num_train_timesteps", 1000));
+        if (window.Count == 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), plan.HighNoiseFraction, $"HighNoiseFraction {plan.HighNoiseFraction} leaves the refiner no step of this schedule.");
+        }
+
+        var timesteps = Slice(run.Timesteps, window.BeginIndex, window.Count);
+        var stepWatch = Stopwatch.StartNew();
+        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
+            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct);
+        _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
+    }
+
+    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r)
+    {
+        lock (_refinerLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_refiner is null)
+            {
+                var watch = Stopwatch.StartNew();
+                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                try
+                {
+                    _refinerScheduler = _settings.SchedulerFactory(refiner.SchedulerConfig);
+                }
+                catch
+                {
+                    refiner.Dispose();
+                    throw;
+                }
+
+                _refiner = refiner;
+                _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
+            }
+
+            var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
+            return (_refiner, scheduler);
+        }
+    }
+
+    private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
+    {
+        var context = new MicroConditioningContext(width, height, isRefiner);
+        var conditioning = new MicroConditioning();
+        foreach (var provider in _settings.Conditioning)
+        {
+            conditioning = provider.Apply(context, conditioning) ?? throw new InvalidOperationException($"The conditioning provider {provider.GetType().Name} returned null.");
+        }
+
+        return conditioning.Merge(r.Conditioning);
+    }
+
+    private static (PromptEmbedding Positive, PromptEmbedding Negative) EncodePrompts(
+        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions)
+    {
+        // diffusers: prompt_2 = prompt_2 or prompt; negative_prompt = negative_prompt or ""; negative_prompt_2 = negative_prompt_2 or negative_prompt.
+        var positive = PromptEncoder.Encode(model, r.Prompt, string.IsNullOrEmpty(r.Prompt2) ? r.Prompt : r.Prompt2, notes, runOptions);
+        if (!cfg)
+        {
+            return (positive, positive);
+        }
+
+        if (r.NegativePrompt is null && model.ForceZerosForEmptyPrompt)
+        {
+            return (positive, PromptEmbedding.ZerosLike(positive));
+        }
+
+        var negativeText = r.NegativePrompt ?? string.Empty;
+        var negative2 = string.IsNullOrEmpty(r.NegativePrompt2) ? negativeText : r.NegativePrompt2;
+        return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
+    }
+
+    private static List<GeneratedImage> Decode(VaeDecoderModel decoder, float scalingFactor, float shiftFactor, int vaeScale, float[] latents,
+        int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, RunOptions runOptions, CancellationToken ct)
+    {
+        int per = latents.Length / batch;
+        var scaled = new float[per];
+        var images = new List<GeneratedImage>(batch);
+        for (int b = 0; b < batch; b++)
+        {
+            ct.ThrowIfCancellationRequested();
+
+            // latents / scaling_factor (+ shift_factor for VAEs that have one).
+            TensorPrimitives.Divide(latents.AsSpan(b * per, per), scalingFactor, scaled);
+            if (shiftFactor != 0)
+            {
+                TensorPrimitives.Add(scaled, shiftFactor, scaled);
+            }
+
+            int channels = per / (lh * lw);
+            int height = lh * vaeScale, width = lw * vaeScale;
+            var decoded = new float[3 * height * width];
+            decoder.Decode(scaled, [1, channels, lh, lw], decoded, runOptions);
+            if (!AllFinite(decoded))
+            {
+                throw new SdxlNumericException(
+                    "The VAE decoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
+                    + "use a float32 vae_decoder (export with --dtype fp32 or keep the VAE in fp32) or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            }
+
+            // (x * 0.5 + 0.5).clamp(0, 1)
+            TensorPrimitives.Multiply(decoded, 0.5f, decoded);
+            TensorPrimitives.Add(decoded, 0.5f, decoded);
+            TensorPrimitives.Clamp(decoded, 0f, 1f, decoded);
+            images.Add(new GeneratedImage(b, width, height, decoded, seeds is not null ? seeds[b] : seed));
+        }
+
+        return images;
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        // NaN and ±Inf make the sum non-finite; one pass, no branches per element.
+        float sum = TensorPrimitives.Sum(values);
+        if (float.IsFinite(sum))
+        {
+            return true;
+        }
+
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static void ReportStep(IProgress<GenerationProgress>? progress, GenerationPhase phase, int step, int total, Stopwatch watch, Stopwatch stepWatch)
+    {
+        if (progress is null)
+        {
+            return;
+        }
+
+        var perStep = stepWatch.Elapsed / step;
+        progress.Report(new GenerationProgress(phase, step, total, watch.Elapsed, perStep * (total - step)));
+    }
+
+    private static float[] Slice(IReadOnlyList<float> values, int start, int count)
+    {
+        var result = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = values[start + i];
+        }
+
+        return result;
+    }
+}

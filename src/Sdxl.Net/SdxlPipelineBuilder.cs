@@ -1,0 +1,180 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Sdxl.Net.Conditioning;
+using Sdxl.Net.Imaging;
+using Sdxl.Net.Runtime;
+using Sdxl.Net.Schedulers;
+
+namespace Sdxl.Net;
+
+/// <summary>
+/// Configures and builds an <see cref="SdxlPipeline"/>. Options are validated and every model session is created in
+/// <see cref="Build"/>, so a broken folder fails there, naming the file and the expected signature.
+/// </summary>
+/// <example>
+/// <code>
+/// using var pipeline = SdxlPipeline.CreateBuilder().WithModel("sdxl-base-onnx").UseCuda().Build();
+/// var result = await pipeline.GenerateAsync(new GenerationRequest { Prompt = "a lighthouse at dawn", Seed = 42 });
+/// </code>
+/// </example>
+public sealed class SdxlPipelineBuilder
+{
+    private readonly List<IMicroConditioningProvider> _conditioning = [];
+    private readonly List<IImageSink> _sinks = [];
+    private string? _modelDirectory;
+    private string? _refinerDirectory;
+    private RefinerOptions? _refinerOptions;
+    private ExecutionProviderOptions _provider = ExecutionProviderOptions.Cpu;
+    private Func<SchedulerConfig, IScheduler>? _scheduler;
+    private string? _schedulerName;
+    private SchedulerCatalog _catalog = SchedulerCatalog.Default;
+    private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+
+    internal SdxlPipelineBuilder()
+    {
+    }
+
+    /// <summary>The SDXL model folder (optimum/diffusers ONNX layout).</summary>
+    public SdxlPipelineBuilder WithModel(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        _modelDirectory = directory;
+        return this;
+    }
+
+    /// <summary>Adds the SDXL refiner (a folder with tokenizer_2, text_encoder_2, unet and vae_decoder), loaded on first use.</summary>
+    public SdxlPipelineBuilder WithRefiner(string directory, RefinerOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        _refinerDirectory = directory;
+        _refinerOptions = options ?? new RefinerOptions();
+        return this;
+    }
+
+    /// <summary>Runs on the CPU provider.</summary>
+    /// <param name="intraOpThreads">Threads per model run; 0 lets ONNX Runtime choose.</param>
+    public SdxlPipelineBuilder UseCpu(int intraOpThreads = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(intraOpThreads);
+        _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads };
+        return this;
+    }
+
+    /// <summary>Runs on the CUDA provider.</summary>
+    public SdxlPipelineBuilder UseCuda(int deviceId = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(deviceId);
+        _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.Cuda, DeviceId = deviceId };
+        return this;
+    }
+
+    /// <summary>Runs on the TensorRT provider (with CUDA for the nodes TensorRT does not take).</summary>
+    public SdxlPipelineBuilder UseTensorRT(int deviceId = 0, string? engineCachePath = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(deviceId);
+        _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.TensorRT, DeviceId = deviceId, TensorRTEngineCachePath = engineCachePath };
+        return this;
+    }
+
+    /// <summary>Uses fully specified execution provider options.</summary>
+    public SdxlPipelineBuilder UseExecutionProvider(ExecutionProviderOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _provider = options;
+        return this;
+    }
+
+    /// <summary>Uses a scheduler by catalog name (e.g. <c>euler</c>, <c>dpmpp-2m-karras</c>), configured from the model's scheduler_config.json.</summary>
+    public SdxlPipelineBuilder WithScheduler(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        _schedulerName = name;
+        _scheduler = null;
+        return this;
+    }
+
+    /// <summary>Uses a scheduler instance (for example a custom implementation of <see cref="IScheduler"/>).</summary>
+    public SdxlPipelineBuilder WithScheduler(IScheduler scheduler)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        _scheduler = _ => scheduler;
+        _schedulerName = null;
+        return this;
+    }
+
+    /// <summary>Uses a scheduler created from each model folder's scheduler configuration (base and refiner).</summary>
+    public SdxlPipelineBuilder WithScheduler(Func<SchedulerConfig, IScheduler> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _scheduler = factory;
+        _schedulerName = null;
+        return this;
+    }
+
+    /// <summary>Uses a scheduler catalog with custom entries, for names given here or in requests.</summary>
+    public SdxlPipelineBuilder WithSchedulerCatalog(SchedulerCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        _catalog = catalog;
+        return this;
+    }
+
+    /// <summary>Adds a micro-conditioning provider; providers run in the order added.</summary>
+    public SdxlPipelineBuilder AddConditioning(IMicroConditioningProvider provider)
+    {
+        ArgumentNullException.ThrowIfNull(provider);
+        _conditioning.Add(provider);
+        return this;
+    }
+
+    /// <summary>Adds a sink that receives every result.</summary>
+    public SdxlPipelineBuilder AddSink(IImageSink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        _sinks.Add(sink);
+        return this;
+    }
+
+    /// <summary>Logs model loading, provider selection and per-phase timings.</summary>
+    public SdxlPipelineBuilder WithLogging(ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _loggerFactory = loggerFactory;
+        return this;
+    }
+
+    /// <summary>Validates the configuration, opens every model and returns the pipeline.</summary>
+    /// <exception cref="InvalidOperationException">No model folder was given.</exception>
+    /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
+    public SdxlPipeline Build()
+    {
+        if (_modelDirectory is null)
+        {
+            throw new InvalidOperationException("No model folder: call WithModel(directory) before Build().");
+        }
+
+        if (_refinerOptions is { } r && (!(r.HighNoiseFraction > 0) || !(r.HighNoiseFraction < 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(RefinerOptions.HighNoiseFraction), r.HighNoiseFraction, "The refiner's high-noise fraction must be in (0, 1).");
+        }
+
+        var scheduler = _scheduler ?? (_schedulerName is { } name
+            ? config => _catalog.Create(name, config)
+            : config => _catalog.FromConfig(config));
+
+        return new SdxlPipeline(new SdxlPipelineSettings(
+            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, _catalog,
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory));
+    }
+}
+
+internal sealed record SdxlPipelineSettings(
+    string ModelDirectory,
+    string? RefinerDirectory,
+    RefinerOptions? RefinerOptions,
+    ExecutionProviderOptions Provider,
+    Func<SchedulerConfig, IScheduler> SchedulerFactory,
+    SchedulerCatalog Catalog,
+    IMicroConditioningProvider[] Conditioning,
+    IImageSink[] Sinks,
+    ILoggerFactory LoggerFactory);
