@@ -1,0 +1,139 @@
+using System.Numerics.Tensors;
+using Sdxl.Net.Randomness;
+
+namespace Sdxl.Net.Schedulers;
+
+/// <summary>
+/// The Euler sampler of Karras et al. (2022), algorithm 2, as diffusers' <c>EulerDiscreteScheduler</c>
+/// (SDXL's default scheduler).
+/// </summary>
+/// <remarks>
+/// Honours <c>timestep_spacing</c>, <c>steps_offset</c>, <c>use_karras_sigmas</c>, <c>use_exponential_sigmas</c>,
+/// <c>sigma_min</c>/<c>sigma_max</c>, <c>final_sigmas_type</c>, <c>interpolation_type</c>, <c>prediction_type</c>,
+/// <c>timestep_type</c>, <c>rescale_betas_zero_snr</c> and the beta schedule options. Stochastic churn
+/// (<c>s_churn</c>) is not used by the SDXL pipelines and is not implemented, so this sampler never draws noise.
+/// </remarks>
+public sealed class EulerDiscreteScheduler : IScheduler
+{
+    private readonly SchedulerConfig _config;
+    private readonly float[] _alphasCumprod;
+    private readonly PredictionType _predictionType;
+    private readonly bool _finalSigmaIsMin;
+    private readonly bool _continuousTimesteps;
+
+    /// <summary>Creates the scheduler from a configuration; absent keys take diffusers' class defaults.</summary>
+    /// <exception cref="NotSupportedException">An option has a value this scheduler does not implement.</exception>
+    public EulerDiscreteScheduler(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _config = config;
+        var betas = NoiseSchedule.Betas(config);
+        _alphasCumprod = NoiseSchedule.AlphasCumprod(betas);
+        if (config.GetBoolean("rescale_betas_zero_snr", false))
+        {
+            // Close to 0 without being 0 so the first sigma is not infinite.
+            _alphasCumprod[^1] = 1f / (1 << 24);
+        }
+
+        _predictionType = NoiseSchedule.ParsePredictionType(config);
+        if (_predictionType == PredictionType.Sample)
+        {
+            throw new NotSupportedException("EulerDiscreteScheduler supports prediction_type 'epsilon' and 'v_prediction'.");
+        }
+
+        string finalSigmas = config.GetString("final_sigmas_type", "zero");
+        _finalSigmaIsMin = finalSigmas switch
+        {
+            "zero" => false,
+            "sigma_min" => true,
+            _ => throw new NotSupportedException($"Scheduler option 'final_sigmas_type' is '{finalSigmas}'; supported values are 'zero' and 'sigma_min'."),
+        };
+
+        string timestepType = config.GetString("timestep_type", "discrete");
+        _continuousTimesteps = timestepType switch
+        {
+            "discrete" => false,
+            "continuous" => true,
+            _ => throw new NotSupportedException($"Scheduler option 'timestep_type' is '{timestepType}'; supported values are 'discrete' and 'continuous'."),
+        };
+
+        // Validate the remaining options now rather than at the first generation.
+        _ = SigmaSchedule.Create(config, _alphasCumprod, 1, supportsInterpolationType: true);
+    }
+
+    /// <inheritdoc />
+    public string Name => "euler";
+
+    /// <inheritdoc />
+    public int Order => 1;
+
+    /// <inheritdoc />
+    public ISchedulerRun CreateRun(int inferenceSteps)
+    {
+        var schedule = SigmaSchedule.Create(_config, _alphasCumprod, inferenceSteps, supportsInterpolationType: true);
+        double finalSigma = _finalSigmaIsMin ? MathF.Sqrt((1f - _alphasCumprod[0]) / _alphasCumprod[0]) : 0.0;
+        var sigmas = schedule.SigmasWithFinal(finalSigma);
+        float[] timesteps;
+        if (_continuousTimesteps && _predictionType == PredictionType.VPrediction)
+        {
+            timesteps = new float[sigmas.Length - 1];
+            for (int i = 0; i < timesteps.Length; i++)
+            {
+                timesteps[i] = 0.25f * MathF.Log(sigmas[i]);
+            }
+        }
+        else
+        {
+            timesteps = schedule.TimestepsSingle();
+        }
+
+        return new Run(timesteps, sigmas, SigmaSchedule.InitNoiseSigma(sigmas, _config), _predictionType);
+    }
+
+    private sealed class Run(float[] timesteps, float[] sigmas, float initNoiseSigma, PredictionType predictionType)
+        : SigmaSchedulerRun(timesteps, sigmas, initNoiseSigma, order: 1)
+    {
+        private float[]? _scratch;
+
+        public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
+        {
+            int index = CurrentStep(timestep, sample.Length, modelOutput.Length);
+            float sigma = _sigmas[index];
+            float dt = _sigmas[index + 1] - sigma;
+            var derivative = Scratch(sample.Length);
+
+            // x0 = sample - σ·ε (epsilon) or c_out·v + sample / (σ² + 1) (v-prediction); derivative = (sample - x0) / σ.
+            if (predictionType == PredictionType.Epsilon)
+            {
+                TensorPrimitives.Multiply(modelOutput, sigma, derivative);
+                TensorPrimitives.Subtract(sample, derivative, derivative);
+            }
+            else
+            {
+                float variance = (sigma * sigma) + 1f;
+                float cOut = -sigma / MathF.Sqrt(variance);
+                TensorPrimitives.Divide(sample, variance, derivative);
+                VPredictionOriginal(modelOutput, cOut, derivative);
+            }
+
+            TensorPrimitives.Subtract(sample, derivative, derivative);
+            TensorPrimitives.Divide(derivative, sigma, derivative);
+            TensorPrimitives.MultiplyAdd(derivative, dt, sample, sample);
+            _index.Advance();
+        }
+
+        private Span<float> Scratch(int length)
+        {
+            if (_scratch is null || _scratch.Length != length)
+            {
+                _scratch = new float[length];
+            }
+
+            return _scratch;
+        }
+
+        // destination holds sample / (σ² + 1) on entry and model_output·c_out + that on exit.
+        private static void VPredictionOriginal(ReadOnlySpan<float> modelOutput, float cOut, Span<float> destination) =>
+            TensorPrimitives.MultiplyAdd(modelOutput, cOut, destination, destination);
+    }
+}
