@@ -93,47 +93,19 @@ public sealed class EulerDiscreteScheduler : IScheduler
     private sealed class Run(float[] timesteps, float[] sigmas, float initNoiseSigma, PredictionType predictionType)
         : SigmaSchedulerRun(timesteps, sigmas, initNoiseSigma, order: 1)
     {
-        private float[]? _scratch;
-
         public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
             int index = CurrentStep(timestep, sample.Length, modelOutput.Length);
             float sigma = _sigmas[index];
             float dt = _sigmas[index + 1] - sigma;
+
+            // derivative = (sample - x0) / σ; prev = sample + derivative·dt
             var derivative = Scratch(sample.Length);
-
-            // x0 = sample - σ·ε (epsilon) or c_out·v + sample / (σ² + 1) (v-prediction); derivative = (sample - x0) / σ.
-            if (predictionType == PredictionType.Epsilon)
-            {
-                TensorPrimitives.Multiply(modelOutput, sigma, derivative);
-                TensorPrimitives.Subtract(sample, derivative, derivative);
-            }
-            else
-            {
-                float variance = (sigma * sigma) + 1f;
-                float cOut = -sigma / MathF.Sqrt(variance);
-                TensorPrimitives.Divide(sample, variance, derivative);
-                VPredictionOriginal(modelOutput, cOut, derivative);
-            }
-
+            PredictOriginal(predictionType, modelOutput, sample, sigma, derivative);
             TensorPrimitives.Subtract(sample, derivative, derivative);
             TensorPrimitives.Divide(derivative, sigma, derivative);
             TensorPrimitives.MultiplyAdd(derivative, dt, sample, sample);
             _index.Advance();
         }
-
-        private Span<float> Scratch(int length)
-        {
-            if (_scratch is null || _scratch.Length != length)
-            {
-                _scratch = new float[length];
-            }
-
-            return _scratch;
-        }
-
-        // destination holds sample / (σ² + 1) on entry and model_output·c_out + that on exit.
-        private static void VPredictionOriginal(ReadOnlySpan<float> modelOutput, float cOut, Span<float> destination) =>
-            TensorPrimitives.MultiplyAdd(modelOutput, cOut, destination, destination);
     }
 }

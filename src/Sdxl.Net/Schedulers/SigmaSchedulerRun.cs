@@ -13,6 +13,7 @@ internal abstract class SigmaSchedulerRun : ISchedulerRun
     private protected readonly float[] _timesteps;
     private protected readonly float[] _sigmas;
     private protected StepIndexTracker _index;
+    private float[][]? _scratch;
 
     private protected SigmaSchedulerRun(float[] timesteps, float[] sigmas, float initNoiseSigma, int order)
     {
@@ -63,12 +64,51 @@ internal abstract class SigmaSchedulerRun : ISchedulerRun
     }
 
     /// <summary>Throws unless a span has the sample's length.</summary>
-    private protected static void CheckLengths(int expected, int actual, string name)
+    private protected static void CheckLengths(int expected, int actual, string name) => CheckLengthsCore(expected, actual, name);
+
+    /// <summary>Throws unless a span has the sample's length.</summary>
+    internal static void CheckLengthsCore(int expected, int actual, string name)
     {
         if (expected != actual)
         {
             throw new ArgumentException($"'{name}' has {actual} elements; the sample has {expected}.", name);
         }
+    }
+
+    /// <summary>
+    /// Writes the denoised estimate x₀ for a sample at noise level <paramref name="sigma"/>:
+    /// <c>sample − σ·ε</c>, <c>v·(−σ/√(σ²+1)) + sample/(σ²+1)</c> or the model output itself.
+    /// </summary>
+    internal static void PredictOriginal(
+        PredictionType predictionType, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, float sigma, Span<float> destination)
+    {
+        switch (predictionType)
+        {
+            case PredictionType.Epsilon:
+                TensorPrimitives.Multiply(modelOutput, sigma, destination);
+                TensorPrimitives.Subtract(sample, destination, destination);
+                break;
+            case PredictionType.VPrediction:
+                float variance = (sigma * sigma) + 1f;
+                TensorPrimitives.Divide(sample, variance, destination);
+                TensorPrimitives.MultiplyAdd(modelOutput, -sigma / MathF.Sqrt(variance), destination, destination);
+                break;
+            default:
+                modelOutput.CopyTo(destination);
+                break;
+        }
+    }
+
+    /// <summary>A scratch buffer of the sample's length, allocated once per run.</summary>
+    private protected Span<float> Scratch(int length, int slot = 0)
+    {
+        _scratch ??= new float[2][];
+        if (_scratch[slot] is null || _scratch[slot].Length != length)
+        {
+            _scratch[slot] = new float[length];
+        }
+
+        return _scratch[slot];
     }
 
     /// <summary>Throws when stepping past the end of the schedule.</summary>

@@ -1,0 +1,101 @@
+using System.Collections.Immutable;
+
+namespace Sdxl.Net.Schedulers;
+
+/// <summary>
+/// Maps short sampler names (<c>euler</c>, <c>euler-a</c>, ...) and diffusers class names to scheduler factories.
+/// </summary>
+/// <remarks>
+/// Instances are immutable: <see cref="With"/> returns a new catalog, so <see cref="Default"/> can be shared freely.
+/// Every factory receives the model's <c>scheduler_config.json</c>, so swapping samplers keeps the model's beta
+/// schedule and spacing exactly as <c>Cls.from_config(pipe.scheduler.config)</c> does in diffusers.
+/// </remarks>
+public sealed class SchedulerCatalog
+{
+    private readonly ImmutableDictionary<string, Func<SchedulerConfig, IScheduler>> _byName;
+    private readonly ImmutableDictionary<string, Func<SchedulerConfig, IScheduler>> _byClass;
+
+    private SchedulerCatalog(
+        ImmutableDictionary<string, Func<SchedulerConfig, IScheduler>> byName,
+        ImmutableDictionary<string, Func<SchedulerConfig, IScheduler>> byClass)
+    {
+        _byName = byName;
+        _byClass = byClass;
+    }
+
+    /// <summary>The built-in samplers.</summary>
+    public static SchedulerCatalog Default { get; } = CreateDefault();
+
+    /// <summary>The registered sampler names, sorted.</summary>
+    public IReadOnlyList<string> Names => _byName.Keys.Order(StringComparer.Ordinal).ToArray();
+
+    /// <summary>The diffusers class names <see cref="FromConfig"/> understands, sorted.</summary>
+    public IReadOnlyList<string> ClassNames => _byClass.Keys.Order(StringComparer.Ordinal).ToArray();
+
+    /// <summary>Creates the sampler registered as <paramref name="name"/> (case-insensitive) on top of <paramref name="config"/>.</summary>
+    /// <exception cref="ArgumentException">No sampler has that name; the message lists the known names.</exception>
+    public IScheduler Create(string name, SchedulerConfig config)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(config);
+        if (!_byName.TryGetValue(name, out var factory))
+        {
+            throw new ArgumentException($"Unknown scheduler '{name}'. Known schedulers: {string.Join(", ", Names)}.", nameof(name));
+        }
+
+        return factory(config);
+    }
+
+    /// <summary>Creates the scheduler named by the configuration's <c>_class_name</c>, as diffusers' pipeline loading does.</summary>
+    /// <exception cref="NotSupportedException">The class is missing or not supported; the message lists the supported classes.</exception>
+    public IScheduler FromConfig(SchedulerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var className = config.ClassName
+            ?? throw new NotSupportedException($"The scheduler configuration has no '_class_name'. Supported classes: {string.Join(", ", ClassNames)}.");
+        if (!_byClass.TryGetValue(className, out var factory))
+        {
+            throw new NotSupportedException($"Scheduler class '{className}' is not supported. Supported classes: {string.Join(", ", ClassNames)}.");
+        }
+
+        return factory(config);
+    }
+
+    /// <summary>Returns a catalog with <paramref name="name"/> registered (replacing any sampler of that name).</summary>
+    /// <param name="name">The short name, matched case-insensitively.</param>
+    /// <param name="factory">Creates the sampler from the model's scheduler configuration.</param>
+    /// <param name="className">Optionally, a diffusers <c>_class_name</c> that <see cref="FromConfig"/> should map to this factory.</param>
+    public SchedulerCatalog With(string name, Func<SchedulerConfig, IScheduler> factory, string? className = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(factory);
+        return new SchedulerCatalog(
+            _byName.SetItem(name, factory),
+            className is null ? _byClass : _byClass.SetItem(className, factory));
+    }
+
+    private static SchedulerCatalog CreateDefault()
+    {
+        var byName = ImmutableDictionary.CreateBuilder<string, Func<SchedulerConfig, IScheduler>>(StringComparer.OrdinalIgnoreCase);
+        var byClass = ImmutableDictionary.CreateBuilder<string, Func<SchedulerConfig, IScheduler>>(StringComparer.Ordinal);
+
+        void Add(string name, string? className, Func<SchedulerConfig, IScheduler> factory)
+        {
+            byName[name] = factory;
+            if (className is not null)
+            {
+                byClass[className] = factory;
+            }
+        }
+
+        // The config passed in is the model's; a sampler name only switches class and the options the name implies.
+        Add("euler", "EulerDiscreteScheduler", c => new EulerDiscreteScheduler(c));
+        Add("euler-karras", null, c => new EulerDiscreteScheduler(c.With("use_karras_sigmas", true)));
+        Add("euler-a", "EulerAncestralDiscreteScheduler", c => new EulerAncestralDiscreteScheduler(c));
+        Add("ddim", "DDIMScheduler", c => new DdimScheduler(c));
+        Add("ddpm", "DDPMScheduler", c => new DdpmScheduler(c));
+
+        // DPM-Solver++ and UniPC samplers register here.
+        return new SchedulerCatalog(byName.ToImmutable(), byClass.ToImmutable());
+    }
+}
