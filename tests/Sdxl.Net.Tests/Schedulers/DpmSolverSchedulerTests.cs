@@ -38,7 +38,7 @@ public sealed class DpmSolverSchedulerTests
             .With("use_karras_sigmas", true);
         Assert.Equal("dpmpp-3m-karras", SchedulerCatalog.Default.FromConfig(config).Name);
         Assert.Equal("unipc-karras", SchedulerCatalog.Default.FromConfig(config.With("_class_name", "UniPCMultistepScheduler")).Name);
-        Assert.Equal("dpmpp-2s", SchedulerCatalog.Default.FromConfig(config.With("_class_name", "DPMSolverSinglestepScheduler").With("solver_order", 2.0)).Name);
+        Assert.Equal("dpmpp-2s-karras", SchedulerCatalog.Default.FromConfig(config.With("_class_name", "DPMSolverSinglestepScheduler").With("solver_order", 2.0)).Name);
     }
 
     [Fact]
