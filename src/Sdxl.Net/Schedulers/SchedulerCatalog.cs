@@ -96,7 +96,19 @@ public sealed class SchedulerCatalog
         Add("ddpm", "DDPMScheduler", c => new DdpmScheduler(c));
         Add("heun", "HeunDiscreteScheduler", c => new HeunDiscreteScheduler(c));
 
-        // DPM-Solver++ and UniPC samplers register here.
+        // DPM-Solver++ and UniPC: a name fixes the algorithm and order it stands for, the model config keeps the rest.
+        static SchedulerConfig DpmPlusPlus(SchedulerConfig c, string algorithm) => c.With("algorithm_type", algorithm).With("solver_order", 2.0);
+        Add("dpmpp-2m", null, c => new DpmSolverMultistepScheduler(DpmPlusPlus(c, "dpmsolver++")));
+        Add("dpmpp-2m-karras", null, c => new DpmSolverMultistepScheduler(DpmPlusPlus(c, "dpmsolver++").With("use_karras_sigmas", true)));
+        Add("dpmpp-2m-sde", null, c => new DpmSolverMultistepScheduler(DpmPlusPlus(c, "sde-dpmsolver++")));
+        Add("dpmpp-2m-sde-karras", null, c => new DpmSolverMultistepScheduler(DpmPlusPlus(c, "sde-dpmsolver++").With("use_karras_sigmas", true)));
+        Add("dpmpp-2s", null, c => new DpmSolverSinglestepScheduler(DpmPlusPlus(c, "dpmsolver++")));
+        Add("dpmpp-singlestep", null, c => new DpmSolverSinglestepScheduler(DpmPlusPlus(c, "dpmsolver++")));
+        Add("unipc", "UniPCMultistepScheduler", c => new UniPcMultistepScheduler(c));
+
+        // Loading a model whose config names a DPM-Solver class uses that config's own algorithm and order.
+        byClass["DPMSolverMultistepScheduler"] = c => new DpmSolverMultistepScheduler(c);
+        byClass["DPMSolverSinglestepScheduler"] = c => new DpmSolverSinglestepScheduler(c);
         return new SchedulerCatalog(byName.ToImmutable(), byClass.ToImmutable());
     }
 }
