@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Sdxl.Net.Randomness;
 
 /// <summary>
@@ -168,9 +171,26 @@ public sealed class TorchCpuGenerator : IRandomSource
 
     private void FillUniform(Span<float> destination)
     {
-        for (var i = 0; i < destination.Length; i++)
+        // Draw the words into the destination itself, then convert them in place: no buffer, one pass each.
+        var words = MemoryMarshal.Cast<float, uint>(destination);
+        _engine.Fill(words);
+
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
         {
-            destination[i] = (_engine.NextUInt32() & 0xFFFFFF) * FloatUniformScale;
+            var lowBits = Vector256.Create(0xFFFFFFu);
+            var scale = Vector256.Create(FloatUniformScale);
+            for (; i <= words.Length - Vector256<uint>.Count; i += Vector256<uint>.Count)
+            {
+                var word = Vector256.Create((ReadOnlySpan<uint>)words.Slice(i, Vector256<uint>.Count));
+                var uniform = Vector256.ConvertToSingle((word & lowBits).AsInt32()) * scale;
+                uniform.CopyTo(destination.Slice(i, Vector256<float>.Count));
+            }
+        }
+
+        for (; i < words.Length; i++)
+        {
+            destination[i] = (words[i] & 0xFFFFFF) * FloatUniformScale;
         }
     }
 
