@@ -17,6 +17,11 @@ namespace Sdxl.Net.Randomness;
 /// which leaves every second normal cached in the generator for the next serial draw.
 /// </para>
 /// <para>
+/// The AVX2 kernel is emulated in portable code (IEEE float operations and fused multiply-adds) and gives the
+/// same values on every platform. Float64 normals and draws of fewer than 16 values use the C runtime's double
+/// <c>log</c>, <c>sin</c> and <c>cos</c>, as PyTorch does; they match glibc-built PyTorch bit for bit on Linux.
+/// </para>
+/// <para>
 /// CUDA generators (Philox) produce different numbers; this type reproduces only CPU-seeded noise.
 /// An instance is stateful and not thread-safe.
 /// </para>
@@ -246,6 +251,10 @@ public sealed class TorchCpuGenerator : IRandomSource
     /// torch's portable <c>normal_fill_16&lt;float&gt;</c>: float log/cos/sin from the C library, with the angle
     /// computed in double and rounded to float.
     /// </summary>
+    /// <remarks>
+    /// <see cref="MathF.Log(float)"/>, <see cref="MathF.Cos"/> and <see cref="MathF.Sin"/> call the C runtime's
+    /// <c>logf</c>, <c>cosf</c> and <c>sinf</c>; with glibc they reproduce every recorded portable-kernel value exactly.
+    /// </remarks>
     private static void TransformScalarBlock(Span<float> block)
     {
         const int half = BlockSize / 2;
