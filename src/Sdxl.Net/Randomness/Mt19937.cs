@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Sdxl.Net.Randomness;
 
 /// <summary>
@@ -37,12 +39,24 @@ internal sealed class Mt19937
             Twist();
         }
 
-        var y = _state[_next++];
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9D2C5680u;
-        y ^= (y << 15) & 0xEFC60000u;
-        y ^= y >> 18;
-        return y;
+        return Temper(_state[_next++]);
+    }
+
+    /// <summary>Fills <paramref name="destination"/> with the next outputs, the same as calling <see cref="NextUInt32"/> for each.</summary>
+    public void Fill(Span<uint> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            if (_next == StateSize)
+            {
+                Twist();
+            }
+
+            var count = Math.Min(destination.Length, StateSize - _next);
+            Temper(_state.AsSpan(_next, count), destination[..count]);
+            _next += count;
+            destination = destination[count..];
+        }
     }
 
     /// <summary>Two outputs combined as PyTorch's <c>random64()</c> does: the first one is the high word.</summary>
@@ -68,6 +82,39 @@ internal sealed class Mt19937
 
         state[StateSize - 1] = state[ShiftSize - 1] ^ Mix(state[StateSize - 1], state[0]);
         _next = 0;
+    }
+
+    private static uint Temper(uint y)
+    {
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9D2C5680u;
+        y ^= (y << 15) & 0xEFC60000u;
+        y ^= y >> 18;
+        return y;
+    }
+
+    private static void Temper(ReadOnlySpan<uint> words, Span<uint> destination)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var mask7 = Vector256.Create(0x9D2C5680u);
+            var mask15 = Vector256.Create(0xEFC60000u);
+            for (; i <= words.Length - Vector256<uint>.Count; i += Vector256<uint>.Count)
+            {
+                var y = Vector256.Create(words.Slice(i, Vector256<uint>.Count));
+                y ^= Vector256.ShiftRightLogical(y, 11);
+                y ^= Vector256.ShiftLeft(y, 7) & mask7;
+                y ^= Vector256.ShiftLeft(y, 15) & mask15;
+                y ^= Vector256.ShiftRightLogical(y, 18);
+                y.CopyTo(destination.Slice(i, Vector256<uint>.Count));
+            }
+        }
+
+        for (; i < words.Length; i++)
+        {
+            destination[i] = Temper(words[i]);
+        }
     }
 
     private static uint Mix(uint current, uint following)

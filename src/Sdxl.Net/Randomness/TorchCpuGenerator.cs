@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Sdxl.Net.Randomness;
 
 /// <summary>
@@ -12,6 +15,11 @@ namespace Sdxl.Net.Randomness;
 /// paired with k + 8); when the count is not a multiple of 16, the last 16 values are drawn again and
 /// transformed as one more block. Fewer than 16 values take PyTorch's serial path, computed in double,
 /// which leaves every second normal cached in the generator for the next serial draw.
+/// </para>
+/// <para>
+/// The AVX2 kernel is emulated in portable code (IEEE float operations and fused multiply-adds) and gives the
+/// same values on every platform. Float64 normals and draws of fewer than 16 values use the C runtime's double
+/// <c>log</c>, <c>sin</c> and <c>cos</c>, as PyTorch does; they match glibc-built PyTorch bit for bit on Linux.
 /// </para>
 /// <para>
 /// CUDA generators (Philox) produce different numbers; this type reproduces only CPU-seeded noise.
@@ -168,9 +176,26 @@ public sealed class TorchCpuGenerator : IRandomSource
 
     private void FillUniform(Span<float> destination)
     {
-        for (var i = 0; i < destination.Length; i++)
+        // Draw the words into the destination itself, then convert them in place: no buffer, one pass each.
+        var words = MemoryMarshal.Cast<float, uint>(destination);
+        _engine.Fill(words);
+
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
         {
-            destination[i] = (_engine.NextUInt32() & 0xFFFFFF) * FloatUniformScale;
+            var lowBits = Vector256.Create(0xFFFFFFu);
+            var scale = Vector256.Create(FloatUniformScale);
+            for (; i <= words.Length - Vector256<uint>.Count; i += Vector256<uint>.Count)
+            {
+                var word = Vector256.Create((ReadOnlySpan<uint>)words.Slice(i, Vector256<uint>.Count));
+                var uniform = Vector256.ConvertToSingle((word & lowBits).AsInt32()) * scale;
+                uniform.CopyTo(destination.Slice(i, Vector256<float>.Count));
+            }
+        }
+
+        for (; i < words.Length; i++)
+        {
+            destination[i] = (words[i] & 0xFFFFFF) * FloatUniformScale;
         }
     }
 
@@ -226,6 +251,10 @@ public sealed class TorchCpuGenerator : IRandomSource
     /// torch's portable <c>normal_fill_16&lt;float&gt;</c>: float log/cos/sin from the C library, with the angle
     /// computed in double and rounded to float.
     /// </summary>
+    /// <remarks>
+    /// <see cref="MathF.Log(float)"/>, <see cref="MathF.Cos"/> and <see cref="MathF.Sin"/> call the C runtime's
+    /// <c>logf</c>, <c>cosf</c> and <c>sinf</c>; with glibc they reproduce every recorded portable-kernel value exactly.
+    /// </remarks>
     private static void TransformScalarBlock(Span<float> block)
     {
         const int half = BlockSize / 2;

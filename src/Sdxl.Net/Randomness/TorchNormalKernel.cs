@@ -15,7 +15,8 @@ public enum TorchNormalKernel
 
     /// <summary>
     /// The portable kernel (C library <c>logf</c>, <c>cosf</c>, <c>sinf</c>): what PyTorch uses on ARM and Apple
-    /// silicon, or on x86-64 with <c>ATEN_CPU_CAPABILITY=default</c>.
+    /// silicon, or on x86-64 with <c>ATEN_CPU_CAPABILITY=default</c>. It calls the same C library functions, so it
+    /// is bit-exact where those are glibc's (Linux); other C runtimes may differ in the last bit.
     /// </summary>
     Scalar,
 }
