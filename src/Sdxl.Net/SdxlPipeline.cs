@@ -117,7 +117,7 @@ public sealed class SdxlPipeline : IDisposable
         Inpainting,
     }
 
-    private sealed record Plan(int Width, int Height, IScheduler Scheduler, bool Refine, double? HighNoiseFraction, double Strength);
+    private sealed record Plan(int Width, int Height, IScheduler Scheduler, string SchedulerName, bool Refine, double? HighNoiseFraction, double Strength);
 
     private Plan Validate(GenerationRequest r)
     {
@@ -164,7 +164,11 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
-        return new Plan(width, height, scheduler, refine, fraction, strength);
+
+        // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
+        // so a recipe selects the same sampler again.
+        var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
+        return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
@@ -332,7 +336,7 @@ public sealed class SdxlPipeline : IDisposable
         progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
         var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, runOptions, ct);
         watch.Stop();
-        return new GenerationResult(r, images, seed, plan.Scheduler.Name, warnings, watch.Elapsed,
+        return new GenerationResult(r, images, seed, plan.SchedulerName, warnings, watch.Elapsed,
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)));
     }
 

@@ -162,8 +162,13 @@ public sealed class SdxlPipelineBuilder
             ? config => _catalog.Create(name, config)
             : config => _catalog.FromConfig(config));
 
+        if (_refinerDirectory is not null && !File.Exists(Path.Combine(_refinerDirectory, "unet", "model.onnx")))
+        {
+            throw new SdxlModelException($"Refiner folder '{_refinerDirectory}' has no unet/model.onnx; expected an SDXL refiner ONNX export (tokenizer_2, text_encoder_2, unet, vae_decoder).");
+        }
+
         return new SdxlPipeline(new SdxlPipelineSettings(
-            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, _catalog,
+            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, _schedulerName, _catalog,
             _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory));
     }
 }
@@ -174,6 +179,7 @@ internal sealed record SdxlPipelineSettings(
     RefinerOptions? RefinerOptions,
     ExecutionProviderOptions Provider,
     Func<SchedulerConfig, IScheduler> SchedulerFactory,
+    string? SchedulerName,
     SchedulerCatalog Catalog,
     IMicroConditioningProvider[] Conditioning,
     IImageSink[] Sinks,

@@ -37,8 +37,11 @@ public sealed record ExecutionProviderOptions
     /// <summary>CUDA: the most GPU memory, in bytes, the provider's arena may take; 0 means no limit.</summary>
     public long GpuMemoryLimitBytes { get; init; }
 
-    /// <summary>TensorRT: build fp16 engines.</summary>
-    public bool TensorRTFp16 { get; init; } = true;
+    /// <summary>
+    /// TensorRT: build fp16 engines. Off by default: it also runs the VAE in fp16, which overflows with the original
+    /// SDXL VAE (NaN images); enable it together with an fp16-fixed VAE.
+    /// </summary>
+    public bool TensorRTFp16 { get; init; }
 
     /// <summary>TensorRT: where built engines are cached (strongly recommended: building takes minutes).</summary>
     public string? TensorRTEngineCachePath { get; init; }
