@@ -51,13 +51,13 @@ internal static class CliApp
 
             return command switch
             {
-                "generate" => await GenerateCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
+                "generate" or "img2img" or "inpaint" => await GenerateCommand.RunAsync(options, command, stdout, stderr, cts.Token).ConfigureAwait(false),
                 "tokenize" => Tokenize(options, stdout),
                 "schedule" => ScheduleCommand.Run(options, stdout),
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, tokenize, schedule, info, buckets, demo; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
             };
         }
         catch (UsageException e)
@@ -182,11 +182,22 @@ internal static class CliApp
                     [--batch N] [--seed S] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
+          img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] and the options of generate;
+                    --width/--height are optional and resize the image (default: the image's own size)
+          inpaint   --model DIR --image FILE --mask FILE [--strength S (0.9999)] and the options of img2img
+                    (white mask pixels are repainted; 4-channel UNets blend, 9-channel inpainting UNets are fed the mask)
           tokenize  --model DIR --prompt TEXT [--json]
-          schedule  --model DIR [--scheduler NAME] --steps N [--strength S] [--json]
+          schedule  --model DIR [--scheduler NAME] [--timestep-spacing leading|trailing|linspace] [--karras]
+                    --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
-          demo      [--output FILE.png] [--steps N]   (writes a tiny random-weight model and runs it: the picture is noise)
+          demo      [--output FILE.png] [--steps N] [--seed S]
+                    (writes a tiny random-weight model and runs it: the picture is noise)
+
+        Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
+          dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm
+          (default: the class in the model's scheduler/scheduler_config.json).
+        Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
         Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
         """;

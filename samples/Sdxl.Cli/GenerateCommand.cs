@@ -9,9 +9,11 @@ namespace Sdxl.Cli;
 /// <summary><c>sdxl generate</c>: one text-to-image run with diffusers' argument meanings.</summary>
 internal static class GenerateCommand
 {
-    public static async Task<int> RunAsync(CliArguments options, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    /// <summary>Runs <c>generate</c>, <c>img2img</c> (with <c>--image</c>) or <c>inpaint</c> (with <c>--image</c> and <c>--mask</c>).</summary>
+    public static async Task<int> RunAsync(CliArguments options, string command, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
         var model = CliApp.ModelPath(options);
+        bool needsImage = command is "img2img" or "inpaint";
         var output = options.Required("output");
         var extension = Path.GetExtension(output).ToLowerInvariant();
         if (extension is not (".png" or ".npy"))
@@ -33,7 +35,18 @@ internal static class GenerateCommand
                 throw new UsageException($"--from-image: file not found: '{recipePng}'");
             }
 
-            fromImage = ImageRecipe.ReadRequest(recipePng) ?? throw new UsageException($"--from-image: '{recipePng}' carries no Sdxl.Net recipe");
+            var recipe = ImageRecipe.ReadRecipe(recipePng) ?? throw new UsageException($"--from-image: '{recipePng}' carries no Sdxl.Net recipe");
+            if (recipe.UsedInitialLatents && options.Optional("latents") is null)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' was generated from given initial latents; pass the same --latents FILE");
+            }
+
+            if (recipe.UsedInputImage && !needsImage)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' was made by {(recipe.UsedMask ? "inpaint" : "img2img")}; use that command with the same --image{(recipe.UsedMask ? " and --mask" : string.Empty)}");
+            }
+
+            fromImage = recipe.Request;
         }
 
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
@@ -105,7 +118,38 @@ internal static class GenerateCommand
 
         var aesthetic = options.Double("aesthetic-score", -1000, 1000);
         var negativeAesthetic = options.Double("negative-aesthetic-score", -1000, 1000);
+        conditioning = conditioning.Merge(new MicroConditioning { AestheticScore = aesthetic, NegativeAestheticScore = negativeAesthetic });
+
+        SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>? image = null;
+        SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>? mask = null;
+        double? strength = options.Double("strength", 0, 1) ?? fromImage?.Strength;
+        if (needsImage)
+        {
+            image = LoadImage(options.Required("image"), "--image");
+            if (command == "inpaint")
+            {
+                mask = LoadImage(options.Required("mask"), "--mask");
+            }
+
+            if (strength is <= 0)
+            {
+                throw new UsageException("--strength must be greater than 0 and at most 1");
+            }
+        }
+        else if (strength is not null || options.Optional("image") is not null || options.Optional("mask") is not null)
+        {
+            throw new UsageException($"--image, --mask and --strength belong to the img2img and inpaint commands, not {command}");
+        }
+
+        var resize = options.Optional("resize") switch
+        {
+            null or "stretch" => ImageResizeMode.Stretch,
+            "crop" => ImageResizeMode.CenterCrop,
+            "pad" => ImageResizeMode.Pad,
+            var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
+        };
         var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
+        var seed = options.Long("seed", 0, long.MaxValue);
         var request = new GenerationRequest
         {
             Prompt = prompt,
@@ -118,11 +162,15 @@ internal static class GenerateCommand
             GuidanceScale = (float)guidance,
             GuidanceRescale = (float)(options.Double("guidance-rescale", 0, 1) ?? fromImage?.GuidanceRescale ?? 0),
             BatchSize = batch,
-            Seed = options.Long("seed", 0, long.MaxValue) ?? fromImage?.Seed,
-            Seeds = fromImage?.Seeds,
+            Seed = seed ?? fromImage?.Seed,
+            Seeds = seed is null ? fromImage?.Seeds : null,
             InitialLatents = latents,
             Conditioning = conditioning,
             HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,
+            Image = image,
+            Mask = mask,
+            Strength = strength,
+            ResizeMode = resize,
         };
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
@@ -144,6 +192,8 @@ internal static class GenerateCommand
         }
 
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
+        using var disposeImage = image;
+        using var disposeMask = mask;
         using var pipeline = builder.Build();
         var progress = new ConsoleProgress(stderr, verbose);
         var result = await pipeline.GenerateAsync(request, progress, ct).ConfigureAwait(false);
@@ -157,6 +207,23 @@ internal static class GenerateCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
+    }
+
+    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
+    {
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"{flag}: file not found: '{path}'");
+        }
+
+        try
+        {
+            return ImageInput.Load(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"{flag}: {e.Message}");
+        }
     }
 }
 

@@ -93,4 +93,10 @@ public sealed record GenerationRequest
 
     /// <summary>How <see cref="Image"/> and <see cref="Mask"/> are brought to the generated size.</summary>
     public ImageResizeMode ResizeMode { get; init; } = ImageResizeMode.Stretch;
+
+    /// <summary>
+    /// Also return the final latents [BatchSize, 4, Height/8, Width/8] (before the VAE scaling) in
+    /// <see cref="GenerationResult.Latents"/>, like diffusers' <c>output_type="latent"</c> (the images are still decoded).
+    /// </summary>
+    public bool ReturnLatents { get; init; }
 }

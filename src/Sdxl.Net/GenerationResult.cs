@@ -92,4 +92,7 @@ public sealed class GenerationResult
 
     /// <summary>The model folder's name.</summary>
     public string Model { get; }
+
+    /// <summary>The final latents [N, 4, h, w], when the request asked for them (<see cref="GenerationRequest.ReturnLatents"/>).</summary>
+    public ReadOnlyMemory<float>? Latents { get; init; }
 }

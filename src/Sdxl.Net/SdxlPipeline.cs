@@ -337,7 +337,10 @@ public sealed class SdxlPipeline : IDisposable
         var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, runOptions, ct);
         watch.Stop();
         return new GenerationResult(r, images, seed, plan.SchedulerName, warnings, watch.Elapsed,
-            Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)));
+            Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
+        {
+            Latents = r.ReturnLatents ? latents : null,
+        };
     }
 
     /// <summary>

@@ -82,13 +82,22 @@ public static class ImageRecipe
             Conditioning = r.Conditioning,
             Index = image.Index,
             Model = result.Model,
+            InitialLatents = r.InitialLatents is not null,
+            InputImage = r.Image is not null,
+            Inpainting = r.Mask is not null,
+            Strength = r.Strength,
         };
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
     /// <summary>Reads the exact request back from a PNG written by <see cref="PngFileSink"/>; <see langword="null"/> when it has none.</summary>
+    /// <remarks>Inputs that are not stored (initial latents, input image and mask) must be supplied again; see <see cref="ReadRecipe"/>.</remarks>
     /// <exception cref="FormatException">The chunk exists but is not a valid recipe.</exception>
-    public static GenerationRequest? ReadRequest(string pngPath)
+    public static GenerationRequest? ReadRequest(string pngPath) => ReadRecipe(pngPath)?.Request;
+
+    /// <summary>Reads the recipe of a PNG written by <see cref="PngFileSink"/>, with what it needs besides the request; <see langword="null"/> when it has none.</summary>
+    /// <exception cref="FormatException">The chunk exists but is not a valid recipe.</exception>
+    public static StoredRecipe? ReadRecipe(string pngPath)
     {
         var info = Image.Identify(pngPath) ?? throw new FormatException($"'{pngPath}' is not an image.");
         var text = info.Metadata.GetPngMetadata().TextData.FirstOrDefault(t => t.Keyword == RequestKeyword);
@@ -112,7 +121,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
-        return new GenerationRequest
+        return new StoredRecipe(new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -130,7 +139,8 @@ public static class ImageRecipe
             HighNoiseFraction = doc.HighNoiseFraction,
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
-        };
+            Strength = doc.Strength,
+        }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
     }
 
     internal sealed class RecipeDocument
@@ -153,6 +163,10 @@ public static class ImageRecipe
         public Conditioning.MicroConditioning? Conditioning { get; set; }
         public int Index { get; set; }
         public string? Model { get; set; }
+        public bool InitialLatents { get; set; }
+        public bool InputImage { get; set; }
+        public bool Inpainting { get; set; }
+        public double? Strength { get; set; }
     }
 
     private static class RecipeJson
@@ -164,3 +178,10 @@ public static class ImageRecipe
         };
     }
 }
+
+/// <summary>A recipe read back from a PNG.</summary>
+/// <param name="Request">The request (without initial latents, input image or mask, which are not stored).</param>
+/// <param name="UsedInitialLatents">Whether the generation started from given initial latents, which must be given again.</param>
+/// <param name="UsedInputImage">Whether it was image-to-image or inpainting, whose input image must be given again.</param>
+/// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
+public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask);
