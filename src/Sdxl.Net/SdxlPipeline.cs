@@ -50,6 +50,12 @@ public sealed class SdxlPipeline : IDisposable
 
         _logger.LogInformation("Loaded SDXL model '{Model}' on {Provider} in {Elapsed} ms (scheduler {Scheduler})",
             settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
+        if (_model.VaeForceUpcast && _model.VaeDecoder.FloatType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
+        {
+            // diffusers runs such a VAE in float32 (force_upcast); an ONNX graph's precision is fixed at export.
+            _logger.LogWarning("vae_decoder has float16 I/O and its config sets force_upcast: the SDXL VAE overflows in float16 "
+                + "(NaN images). Prefer an fp32 VAE export or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+        }
     }
 
     /// <summary>Starts configuring a pipeline.</summary>
@@ -332,6 +338,13 @@ public sealed class SdxlPipeline : IDisposable
             }
         }
 
+        if (!AllFinite(latents))
+        {
+            throw new SdxlNumericException(
+                "The denoising loop produced NaN or infinite latents. Likely causes: an fp16 UNet export that overflows "
+                + "(use an fp32 export or one converted with mixed precision), or an extreme guidance scale.");
+        }
+
         // 7. Decode.
         progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
         var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, runOptions, ct);
@@ -353,6 +366,13 @@ public sealed class SdxlPipeline : IDisposable
         var encoder = _model.VaeEncoder
             ?? throw new InvalidOperationException($"The model folder '{_model.Directory}' has no vae_encoder/model.onnx, which image-to-image and inpainting need.");
         var (output, shape) = encoder.Encode(pixels, [1, 3, height, width], runOptions);
+        if (!AllFinite(output))
+        {
+            throw new SdxlNumericException(
+                "The VAE encoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
+                + "use a float32 vae_encoder or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+        }
+
         int plane = (int)(shape[2] * shape[3]);
         int per = _model.LatentChannels * plane;
         var result = new float[per * batch];
