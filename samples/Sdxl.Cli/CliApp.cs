@@ -179,6 +179,7 @@ internal static class CliApp
                     --width W --height H --steps N --guidance G [--guidance-rescale R] [--scheduler NAME]
                     [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
                     [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
+                    [--timestep-spacing leading|trailing|linspace] [--karras]
                     [--batch N] [--seed S] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]

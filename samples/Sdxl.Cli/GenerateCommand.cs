@@ -150,6 +150,19 @@ internal static class GenerateCommand
         };
         var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
+        var spacing = options.Optional("timestep-spacing");
+        if (spacing is not null and not ("leading" or "trailing" or "linspace"))
+        {
+            throw new UsageException($"--timestep-spacing must be leading, trailing or linspace; got '{spacing}'");
+        }
+
+        bool karras = options.Flag("karras");
+        if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
+            && Sdxl.Net.Schedulers.SchedulerCatalog.Default.Names.Contains(scheduler + "-karras", StringComparer.OrdinalIgnoreCase))
+        {
+            // Record the Karras variant by its catalog name, so the PNG recipe selects it again.
+            scheduler += "-karras";
+        }
         var request = new GenerationRequest
         {
             Prompt = prompt,
@@ -179,6 +192,16 @@ internal static class GenerateCommand
         if (scheduler is not null)
         {
             builder.WithScheduler(scheduler);
+        }
+
+        if (spacing is not null)
+        {
+            builder.ConfigureScheduler(c => c.With("timestep_spacing", spacing));
+        }
+
+        if (karras)
+        {
+            builder.ConfigureScheduler(c => c.With("use_karras_sigmas", true));
         }
 
         if (refinerDir is not null)

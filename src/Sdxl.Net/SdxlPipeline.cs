@@ -181,7 +181,7 @@ public sealed class SdxlPipeline : IDisposable
     {
         try
         {
-            return _settings.Catalog.Create(name, config);
+            return _settings.Catalog.Create(name, _settings.ConfigureScheduler(config));
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException or KeyNotFoundException)
         {

@@ -28,6 +28,7 @@ public sealed class SdxlPipelineBuilder
     private Func<SchedulerConfig, IScheduler>? _scheduler;
     private string? _schedulerName;
     private SchedulerCatalog _catalog = SchedulerCatalog.Default;
+    private Func<SchedulerConfig, SchedulerConfig>? _configureScheduler;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
 
     internal SdxlPipelineBuilder()
@@ -111,6 +112,18 @@ public sealed class SdxlPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Changes each model folder's scheduler configuration before a scheduler is created from it, e.g.
+    /// <c>c =&gt; c.With("timestep_spacing", "trailing")</c> for SDXL-Turbo-style models.
+    /// </summary>
+    public SdxlPipelineBuilder ConfigureScheduler(Func<SchedulerConfig, SchedulerConfig> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var previous = _configureScheduler;
+        _configureScheduler = previous is null ? configure : c => configure(previous(c));
+        return this;
+    }
+
     /// <summary>Uses a scheduler catalog with custom entries, for names given here or in requests.</summary>
     public SdxlPipelineBuilder WithSchedulerCatalog(SchedulerCatalog catalog)
     {
@@ -158,9 +171,12 @@ public sealed class SdxlPipelineBuilder
             throw new ArgumentOutOfRangeException(nameof(RefinerOptions.HighNoiseFraction), r.HighNoiseFraction, "The refiner's high-noise fraction must be in (0, 1).");
         }
 
-        var scheduler = _scheduler ?? (_schedulerName is { } name
-            ? config => _catalog.Create(name, config)
-            : config => _catalog.FromConfig(config));
+        var catalog = _catalog;
+        var configure = _configureScheduler ?? (c => c);
+        Func<SchedulerConfig, IScheduler> create = _scheduler ?? (_schedulerName is { } name
+            ? config => catalog.Create(name, config)
+            : config => catalog.FromConfig(config));
+        Func<SchedulerConfig, IScheduler> scheduler = config => create(configure(config));
 
         if (_refinerDirectory is not null && !File.Exists(Path.Combine(_refinerDirectory, "unet", "model.onnx")))
         {
@@ -168,7 +184,7 @@ public sealed class SdxlPipelineBuilder
         }
 
         return new SdxlPipeline(new SdxlPipelineSettings(
-            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, _schedulerName, _catalog,
+            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, configure, _schedulerName, _catalog,
             _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory));
     }
 }
@@ -179,6 +195,7 @@ internal sealed record SdxlPipelineSettings(
     RefinerOptions? RefinerOptions,
     ExecutionProviderOptions Provider,
     Func<SchedulerConfig, IScheduler> SchedulerFactory,
+    Func<SchedulerConfig, SchedulerConfig> ConfigureScheduler,
     string? SchedulerName,
     SchedulerCatalog Catalog,
     IMicroConditioningProvider[] Conditioning,
