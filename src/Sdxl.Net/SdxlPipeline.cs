@@ -194,7 +194,7 @@ public sealed class SdxlPipeline : IDisposable
         var cause = unetType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16
             ? "The model is float16, whose activations can overflow: use a float32 export, or lower GuidanceScale."
             : "The UNet or the scheduler overflowed: lower GuidanceScale, try another scheduler, or check a custom scheduler's Step.";
-        throw new SdxlNumericException($"The {stage} produced NaN or infinite latents. {cause}");
+        throw new SdxlNumericException($"Denoising with the {stage} produced NaN or infinite latents. {cause}");
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)

@@ -100,23 +100,33 @@ public static class ImageInput
             CheckJpegEnd(bytes, name);
         }
 
+        buffer.Position = 0;
+        var info = Decode(() => Image.Identify(DecoderConfiguration, buffer), name)
+            ?? throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
+        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > limits.MaxPixels)
+        {
+            throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
+        }
+
+        buffer.Position = 0;
+        return Decode(() => Image.Load<Rgb24>(DecoderConfiguration, buffer), name);
+    }
+
+    private static T Decode<T>(Func<T> decode, string name)
+    {
         try
         {
-            buffer.Position = 0;
-            var info = Image.Identify(DecoderConfiguration, buffer)
-                ?? throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
-            if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > limits.MaxPixels)
-            {
-                throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
-            }
-
-            buffer.Position = 0;
-            return Image.Load<Rgb24>(DecoderConfiguration, buffer);
+            return decode();
         }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or NotSupportedException or ImageFormatException
+        catch (UnknownImageFormatException)
+        {
+            throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
+        }
+        catch (Exception e) when (e is InvalidImageContentException or NotSupportedException or ImageFormatException or InvalidDataException
             or EndOfStreamException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or OverflowException)
         {
-            // The decoders signal some corrupt inputs with general exceptions; all of them mean the same thing here.
+            // The decoders signal some corrupt inputs with general exceptions (zlib's InvalidDataException among them);
+            // all of them mean the same thing here.
             throw new InvalidDataException($"{name} cannot be decoded: {e.Message}", e);
         }
     }
