@@ -27,11 +27,12 @@ internal static class CliApp
         }
 
         using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
+        ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
             cts.Cancel();
         };
+        Console.CancelKeyPress += onCancel;
 
         try
         {
@@ -62,7 +63,7 @@ internal static class CliApp
         }
         catch (UsageException e)
         {
-            stderr.WriteLine($"sdxl: error: {e.Message}");
+            stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
             return UsageFailure;
         }
         catch (OperationCanceledException)
@@ -73,7 +74,7 @@ internal static class CliApp
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
             // Invalid values caught by the library's request validation are usage errors too.
-            stderr.WriteLine($"sdxl: error: {e.Message}");
+            stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
             if (verbose)
             {
                 stderr.WriteLine(e);
@@ -83,7 +84,7 @@ internal static class CliApp
         }
         catch (Exception e)
         {
-            stderr.WriteLine($"sdxl: failed: {e.Message}");
+            stderr.WriteLine($"sdxl: failed: {OneLine(e.Message)}");
             if (verbose)
             {
                 stderr.WriteLine(e);
@@ -91,7 +92,15 @@ internal static class CliApp
 
             return RuntimeFailure;
         }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
     }
+
+    /// <summary>The message on one line: native and parser messages sometimes span several.</summary>
+    internal static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     internal static string ModelPath(CliArguments options)
     {

@@ -9,6 +9,9 @@ namespace Sdxl.Cli;
 /// <summary><c>sdxl generate</c>: one text-to-image run with diffusers' argument meanings.</summary>
 internal static class GenerateCommand
 {
+    /// <summary>Pixels per latent cell of SDXL's VAE.</summary>
+    private const int LatentScale = 8;
+
     /// <summary>Runs <c>generate</c>, <c>img2img</c> (with <c>--image</c>) or <c>inpaint</c> (with <c>--image</c> and <c>--mask</c>).</summary>
     public static async Task<int> RunAsync(CliArguments options, string command, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
@@ -85,11 +88,18 @@ internal static class GenerateCommand
                 throw new UsageException($"--latents: {e.Message}");
             }
 
-            if (shape.Length != 4 || shape[0] != batch)
+            // The array must be [batch, 4, H/8, W/8]; without --width/--height the size follows from it. (Checking the
+            // value count alone would accept a transposed [1, 4, 16, 8] for a 64x128 image.)
+            if (shape.Length != 4 || shape[0] != batch || shape[1] != 4 || shape[2] < 1 || shape[3] < 1
+                || (height is { } h && shape[2] * LatentScale != h) || (width is { } w && shape[3] * LatentScale != w))
             {
-                throw new UsageException($"--latents: expected a float32 array [batch={batch}, 4, H/8, W/8]; found shape [{string.Join(", ", shape)}] in '{latentsPath}'");
+                var expectedH = height is { } eh ? (eh / LatentScale).ToString(CultureInfo.InvariantCulture) : "H/8";
+                var expectedW = width is { } ew ? (ew / LatentScale).ToString(CultureInfo.InvariantCulture) : "W/8";
+                throw new UsageException($"--latents: expected a float32 array [{batch}, 4, {expectedH}, {expectedW}]; found shape [{string.Join(", ", shape)}] in '{latentsPath}'");
             }
 
+            height ??= shape[2] * LatentScale;
+            width ??= shape[3] * LatentScale;
             latents = data;
         }
 

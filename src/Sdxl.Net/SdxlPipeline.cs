@@ -40,7 +40,7 @@ public sealed class SdxlPipeline : IDisposable
         _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
         try
         {
-            _scheduler = settings.SchedulerFactory(_model.SchedulerConfig);
+            _scheduler = CreateConfiguredScheduler(settings, _model);
         }
         catch
         {
@@ -135,7 +135,7 @@ public sealed class SdxlPipeline : IDisposable
         double? fraction = refine ? r.HighNoiseFraction ?? _settings.RefinerOptions!.HighNoiseFraction : r.HighNoiseFraction;
         if (fraction is { } f && (!(f > 0) || !(f < 1)))
         {
-            throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), f, "HighNoiseFraction (denoising_end) must be in (0, 1).");
+            throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), f, $"HighNoiseFraction (denoising_end) must be strictly between 0 and 1; got {f}.");
         }
 
         if (r.Mask is not null && r.Image is null)
@@ -154,10 +154,6 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         double strength = r.Strength ?? (r.Mask is not null ? 0.9999 : 0.3);
-        if (!(strength > 0) || strength > 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(r.Strength), strength, "Strength must be in (0, 1].");
-        }
 
         if (r.Image is null && r.Strength is not null)
         {
@@ -175,6 +171,36 @@ public sealed class SdxlPipeline : IDisposable
         // so a recipe selects the same sampler again.
         var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
         return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
+    }
+
+    private static IScheduler CreateConfiguredScheduler(SdxlPipelineSettings settings, SdxlModelFolder model)
+    {
+        try
+        {
+            return settings.SchedulerFactory(model.SchedulerConfig);
+        }
+        catch (NotSupportedException e)
+        {
+            // The folder's scheduler_config.json names a class the catalog does not know: a model folder fault.
+            throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message} Pick one with WithScheduler(name).", e);
+        }
+    }
+
+    /// <summary>
+    /// Fails when denoising left NaN or infinite latents, naming the likely cause: an fp16 UNet whose activations
+    /// overflowed (or a custom scheduler that produced them), before the VAE turns them into a black image.
+    /// </summary>
+    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType)
+    {
+        if (AllFinite(latents))
+        {
+            return;
+        }
+
+        var cause = unetType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16
+            ? "The model is float16, whose activations can overflow: use a float32 export, or lower GuidanceScale."
+            : "The UNet or the scheduler overflowed: lower GuidanceScale, try another scheduler, or check a custom scheduler's Step.";
+        throw new SdxlNumericException($"Denoising with the {stage} produced NaN or infinite latents. {cause}");
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
@@ -320,6 +346,7 @@ public sealed class SdxlPipeline : IDisposable
         DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
+        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
         var decoder = _model.VaeDecoder;
@@ -330,6 +357,7 @@ public sealed class SdxlPipeline : IDisposable
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
             var (refiner, refinerScheduler) = GetRefiner(r);
             Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
+            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType);
             if (_settings.RefinerOptions!.UseRefinerVae)
             {
                 decoder = refiner.VaeDecoder;
@@ -515,7 +543,7 @@ public sealed class SdxlPipeline : IDisposable
                 var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
                 try
                 {
-                    _refinerScheduler = _settings.SchedulerFactory(refiner.SchedulerConfig);
+                    _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
                 }
                 catch
                 {
@@ -539,6 +567,7 @@ public sealed class SdxlPipeline : IDisposable
         foreach (var provider in _settings.Conditioning)
         {
             conditioning = provider.Apply(context, conditioning) ?? throw new InvalidOperationException($"The conditioning provider {provider.GetType().Name} returned null.");
+            RequestValidation.CheckConditioning(conditioning, $"The conditioning provider {provider.GetType().Name} returned {nameof(MicroConditioning)}");
         }
 
         return conditioning.Merge(r.Conditioning);

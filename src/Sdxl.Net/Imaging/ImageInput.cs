@@ -83,21 +83,50 @@ public static class ImageInput
             buffer.Write(chunk, 0, read);
         }
 
+        // Structural checks the decoders are lenient about: a PNG cut short or a JPEG without its end marker would
+        // otherwise decode into a partly grey image without any error.
+        var bytes = new ReadOnlySpan<byte>(buffer.GetBuffer(), 0, (int)buffer.Length);
+        if (bytes.IsEmpty)
+        {
+            throw new InvalidDataException($"{name} is empty.");
+        }
+
+        if (PngChunks.HasSignature(bytes))
+        {
+            PngChunks.CheckStructure(bytes, name, limits.MaxPixels);
+        }
+        else if (bytes.Length >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+        {
+            CheckJpegEnd(bytes, name);
+        }
+
+        buffer.Position = 0;
+        var info = Decode(() => Image.Identify(DecoderConfiguration, buffer), name)
+            ?? throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
+        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > limits.MaxPixels)
+        {
+            throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
+        }
+
+        buffer.Position = 0;
+        return Decode(() => Image.Load<Rgb24>(DecoderConfiguration, buffer), name);
+    }
+
+    private static T Decode<T>(Func<T> decode, string name)
+    {
         try
         {
-            buffer.Position = 0;
-            var info = Image.Identify(DecoderConfiguration, buffer)
-                ?? throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
-            if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > limits.MaxPixels)
-            {
-                throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
-            }
-
-            buffer.Position = 0;
-            return Image.Load<Rgb24>(DecoderConfiguration, buffer);
+            return decode();
         }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or NotSupportedException or ImageFormatException)
+        catch (UnknownImageFormatException)
         {
+            throw new InvalidDataException($"{name} is not a PNG, JPEG, WebP or BMP image.");
+        }
+        catch (Exception e) when (e is InvalidImageContentException or NotSupportedException or ImageFormatException or InvalidDataException
+            or EndOfStreamException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or OverflowException)
+        {
+            // The decoders signal some corrupt inputs with general exceptions (zlib's InvalidDataException among them);
+            // all of them mean the same thing here.
             throw new InvalidDataException($"{name} cannot be decoded: {e.Message}", e);
         }
     }
@@ -168,9 +197,29 @@ public static class ImageInput
         return image.Clone(ctx => ctx.Resize(options));
     }
 
-    private static Configuration CreateConfiguration() => new(
-        new PngConfigurationModule(),
-        new JpegConfigurationModule(),
-        new WebpConfigurationModule(),
-        new BmpConfigurationModule());
+    private static void CheckJpegEnd(ReadOnlySpan<byte> data, string name)
+    {
+        // Entropy-coded data stuffs every 0xFF with 0x00, so FF DA (start of scan) and FF D9 (end of image) occur only
+        // as markers; the last scan must be followed by an end marker. (An embedded EXIF thumbnail ends earlier.)
+        int scan = data.LastIndexOf([(byte)0xFF, (byte)0xDA]);
+        if (scan < 0 || data[scan..].IndexOf([(byte)0xFF, (byte)0xD9]) < 0)
+        {
+            throw new InvalidDataException($"{name} is a truncated JPEG: {(scan < 0 ? "it has no image data (no start-of-scan marker)" : "it ends before the end-of-image marker")}.");
+        }
+    }
+
+    private static Configuration CreateConfiguration()
+    {
+        // Only the formats image-to-image needs, and metadata ignored: text, EXIF and ICC chunks are never used for
+        // inputs and compressed text chunks are a decompression-bomb vector.
+        var configuration = new Configuration(
+            new PngConfigurationModule(),
+            new JpegConfigurationModule(),
+            new WebpConfigurationModule(),
+            new BmpConfigurationModule());
+        configuration.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
+        configuration.ImageFormatsManager.SetDecoder(JpegFormat.Instance, new JpegDecoder { IgnoreMetadata = true });
+        configuration.ImageFormatsManager.SetDecoder(WebpFormat.Instance, new WebpDecoder { IgnoreMetadata = true });
+        return configuration;
+    }
 }

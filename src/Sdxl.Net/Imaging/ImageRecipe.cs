@@ -99,9 +99,29 @@ public static class ImageRecipe
     /// <exception cref="FormatException">The chunk exists but is not a valid recipe.</exception>
     public static StoredRecipe? ReadRecipe(string pngPath)
     {
-        var info = Image.Identify(pngPath) ?? throw new FormatException($"'{pngPath}' is not an image.");
-        var text = info.Metadata.GetPngMetadata().TextData.FirstOrDefault(t => t.Keyword == RequestKeyword);
-        if (text.Value is null)
+        ArgumentException.ThrowIfNullOrEmpty(pngPath);
+
+        // The file may be untrusted: read a bounded number of bytes and walk the chunks ourselves, inflating only the
+        // recipe chunk and only up to a limit, so a decompression bomb in a text chunk cannot exhaust memory.
+        var info = new FileInfo(pngPath);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"Image not found: '{pngPath}'.", pngPath);
+        }
+
+        if (info.Length > MaxRecipeFileBytes)
+        {
+            throw new FormatException($"'{pngPath}' is {info.Length} bytes; recipes are read from PNG files up to {MaxRecipeFileBytes} bytes.");
+        }
+
+        var bytes = File.ReadAllBytes(pngPath);
+        if (!PngChunks.HasSignature(bytes))
+        {
+            throw new FormatException($"'{pngPath}' is not a PNG file; recipes are stored in PNG text chunks.");
+        }
+
+        var text = PngChunks.ReadText(bytes, RequestKeyword, $"'{pngPath}'");
+        if (text is null)
         {
             return null;
         }
@@ -109,7 +129,7 @@ public static class ImageRecipe
         RecipeDocument? doc;
         try
         {
-            doc = JsonSerializer.Deserialize<RecipeDocument>(text.Value, RecipeJson.Options);
+            doc = JsonSerializer.Deserialize<RecipeDocument>(text, RecipeJson.Options);
         }
         catch (JsonException e)
         {
@@ -142,6 +162,9 @@ public static class ImageRecipe
             Strength = doc.Strength,
         }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
     }
+
+    /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
+    private const long MaxRecipeFileBytes = 256L << 20;
 
     internal sealed class RecipeDocument
     {

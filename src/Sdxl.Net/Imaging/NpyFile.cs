@@ -28,6 +28,20 @@ public static class NpyFile
     /// <exception cref="FormatException">The data is not a supported .npy array.</exception>
     public static (float[] Data, int[] Shape) Read(Stream stream)
     {
+        ArgumentNullException.ThrowIfNull(stream);
+        try
+        {
+            return ReadArray(stream);
+        }
+        catch (Exception e) when (e is EndOfStreamException or OverflowException or ArgumentException)
+        {
+            // A header cut short, or dimensions that do not parse or overflow: all mean a corrupt file.
+            throw new FormatException($"corrupt .npy file: {e.Message}", e);
+        }
+    }
+
+    private static (float[] Data, int[] Shape) ReadArray(Stream stream)
+    {
         Span<byte> prefix = stackalloc byte[10];
         if (stream.ReadAtLeast(prefix, 10, throwOnEndOfStream: false) < 10 || !prefix[..6].SequenceEqual(Magic))
         {
@@ -66,7 +80,7 @@ public static class NpyFile
         long count = 1;
         foreach (var d in shape)
         {
-            count *= d;
+            count = checked(count * d);
         }
 
         if (count > int.MaxValue / 8)

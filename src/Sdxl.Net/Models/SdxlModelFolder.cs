@@ -143,7 +143,9 @@ internal sealed class SdxlModelFolder : IDisposable
         PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
         DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
 
-        bool hasTextEncoder1 = System.IO.Directory.Exists(Sub("text_encoder"));
+        // A base folder names text_encoder in model_index.json and has tokenizer/; either one means the first encoder
+        // is required, so its absence is reported as a missing file rather than as a base/refiner width mismatch.
+        bool hasTextEncoder1 = System.IO.Directory.Exists(Sub("text_encoder")) || System.IO.Directory.Exists(Sub("tokenizer")) || index.HasComponent("text_encoder");
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
