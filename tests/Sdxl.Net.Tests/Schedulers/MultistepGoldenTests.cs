@@ -15,6 +15,7 @@ public sealed class MultistepGoldenTests
     private static readonly Dictionary<string, Func<SchedulerConfig, IScheduler>> Factories = new()
     {
         ["k_dpm_2_discrete"] = c => new KDpm2DiscreteScheduler(c),
+        ["lms_discrete"] = c => new LmsDiscreteScheduler(c),
     };
 
     public static TheoryData<string, int> Cases()
