@@ -99,6 +99,7 @@ public sealed class SchedulerCatalog
         Add("kdpm2-a", "KDPM2AncestralDiscreteScheduler", c => new KDpm2AncestralDiscreteScheduler(c));
         Add("lms", "LMSDiscreteScheduler", c => new LmsDiscreteScheduler(c));
         Add("pndm", "PNDMScheduler", c => new PndmScheduler(c));
+        Add("lcm", "LCMScheduler", c => new LcmScheduler(c));
 
         // DPM-Solver++ and UniPC: a name fixes the algorithm and order it stands for, the model config keeps the rest.
         static SchedulerConfig DpmPlusPlus(SchedulerConfig c, string algorithm) => c.With("algorithm_type", algorithm).With("solver_order", 2.0);

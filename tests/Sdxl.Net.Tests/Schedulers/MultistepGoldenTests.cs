@@ -17,6 +17,7 @@ public sealed class MultistepGoldenTests
         ["k_dpm_2_discrete"] = c => new KDpm2DiscreteScheduler(c),
         ["lms_discrete"] = c => new LmsDiscreteScheduler(c),
         ["pndm"] = c => new PndmScheduler(c),
+        ["lcm"] = c => new LcmScheduler(c),
     };
 
     public static TheoryData<string, int> Cases()
