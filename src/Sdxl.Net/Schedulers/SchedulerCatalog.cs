@@ -95,6 +95,11 @@ public sealed class SchedulerCatalog
         Add("ddim", "DDIMScheduler", c => new DdimScheduler(c));
         Add("ddpm", "DDPMScheduler", c => new DdpmScheduler(c));
         Add("heun", "HeunDiscreteScheduler", c => new HeunDiscreteScheduler(c));
+        Add("kdpm2", "KDPM2DiscreteScheduler", c => new KDpm2DiscreteScheduler(c));
+        Add("kdpm2-a", "KDPM2AncestralDiscreteScheduler", c => new KDpm2AncestralDiscreteScheduler(c));
+        Add("lms", "LMSDiscreteScheduler", c => new LmsDiscreteScheduler(c));
+        Add("pndm", "PNDMScheduler", c => new PndmScheduler(c));
+        Add("lcm", "LCMScheduler", c => new LcmScheduler(c));
 
         // DPM-Solver++ and UniPC: a name fixes the algorithm and order it stands for, the model config keeps the rest.
         static SchedulerConfig DpmPlusPlus(SchedulerConfig c, string algorithm) => c.With("algorithm_type", algorithm).With("solver_order", 2.0);
