@@ -39,7 +39,7 @@ public interface ISchedulerRun
     /// <summary>The timesteps of the full schedule, in the order they are visited (length N × order, minus one for second-order samplers).</summary>
     IReadOnlyList<float> Timesteps { get; }
 
-    /// <summary>The noise levels of the schedule (length <c>Timesteps.Count + 1</c>), or <see langword="null"/> when the sampler has none (DDIM, DDPM, PNDM, LCM).</summary>
+    /// <summary>The noise levels of the schedule as diffusers holds them (usually <c>Timesteps.Count + 1</c> values; KDPM2 keeps its interleaved list), or <see langword="null"/> when the sampler has none (DDIM, DDPM, PNDM, LCM).</summary>
     IReadOnlyList<float>? Sigmas { get; }
 
     /// <summary>The standard deviation of the initial noise (diffusers' <c>init_noise_sigma</c>).</summary>
