@@ -235,7 +235,7 @@ public sealed class SdxlPipeline : IDisposable
             var sources = new IRandomSource[seeds.Count];
             for (int i = 0; i < sources.Length; i++)
             {
-                sources[i] = new TorchCpuGenerator(unchecked((ulong)seeds[i]));
+                sources[i] = _settings.RandomSourceFactory(seeds[i]);
             }
 
             random = new PerImageRandomSource(sources);
@@ -243,7 +243,7 @@ public sealed class SdxlPipeline : IDisposable
         else
         {
             seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
-            random = new TorchCpuGenerator(unchecked((ulong)seed.Value));
+            random = _settings.RandomSourceFactory(seed.Value);
         }
 
         // 1. Prompts.

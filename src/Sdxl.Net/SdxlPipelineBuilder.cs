@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Randomness;
 using Sdxl.Net.Runtime;
 using Sdxl.Net.Schedulers;
 
@@ -29,6 +30,7 @@ public sealed class SdxlPipelineBuilder
     private string? _schedulerName;
     private SchedulerCatalog _catalog = SchedulerCatalog.Default;
     private Func<SchedulerConfig, SchedulerConfig>? _configureScheduler;
+    private Func<long, IRandomSource> _randomSource = seed => new TorchCpuGenerator(unchecked((ulong)seed));
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
 
     internal SdxlPipelineBuilder()
@@ -132,6 +134,24 @@ public sealed class SdxlPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Creates each generation's random source from its seed. The default is <see cref="TorchCpuGenerator"/> with the
+    /// AVX2 kernel, which reproduces <c>torch.Generator("cpu").manual_seed(seed)</c> on x86-64 PyTorch builds.
+    /// </summary>
+    public SdxlPipelineBuilder WithRandomSource(Func<long, IRandomSource> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _randomSource = factory;
+        return this;
+    }
+
+    /// <summary>
+    /// Uses the torch-compatible generator with the given normal-sampling kernel: <see cref="TorchNormalKernel.Scalar"/>
+    /// matches PyTorch builds without AVX2 (ARM, Apple silicon, <c>ATEN_CPU_CAPABILITY=default</c>).
+    /// </summary>
+    public SdxlPipelineBuilder WithTorchKernel(TorchNormalKernel kernel) =>
+        WithRandomSource(seed => new TorchCpuGenerator(unchecked((ulong)seed), kernel));
+
     /// <summary>Adds a micro-conditioning provider; providers run in the order added.</summary>
     public SdxlPipelineBuilder AddConditioning(IMicroConditioningProvider provider)
     {
@@ -185,7 +205,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory));
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource));
     }
 }
 
@@ -200,4 +220,5 @@ internal sealed record SdxlPipelineSettings(
     SchedulerCatalog Catalog,
     IMicroConditioningProvider[] Conditioning,
     IImageSink[] Sinks,
-    ILoggerFactory LoggerFactory);
+    ILoggerFactory LoggerFactory,
+    Func<long, IRandomSource> RandomSourceFactory);
