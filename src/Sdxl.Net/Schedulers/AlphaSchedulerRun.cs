@@ -72,6 +72,32 @@ internal abstract class AlphaSchedulerRun : ISchedulerRun
         return _scratch[slot];
     }
 
+    /// <summary>
+    /// Writes the predicted x₀ for an ε, x₀ or v prediction: <c>(sample − √β·ε)/√ᾱ</c>, the output itself or
+    /// <c>√ᾱ·sample − √β·v</c> (the v form uses scratch slot 1).
+    /// </summary>
+    private protected void PredictOriginal(
+        PredictionType predictionType, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, float sqrtAlpha, float sqrtBeta, Span<float> original)
+    {
+        switch (predictionType)
+        {
+            case PredictionType.Epsilon:
+                TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
+                TensorPrimitives.Subtract(sample, original, original);
+                TensorPrimitives.Divide(original, sqrtAlpha, original);
+                break;
+            case PredictionType.Sample:
+                modelOutput.CopyTo(original);
+                break;
+            default:
+                var scaledV = Scratch(sample.Length, 1);
+                TensorPrimitives.Multiply(modelOutput, sqrtBeta, scaledV);
+                TensorPrimitives.Multiply(sample, sqrtAlpha, original);
+                TensorPrimitives.Subtract(original, scaledV, original);
+                break;
+        }
+    }
+
     /// <summary>The training-schedule index of a (whole-number) timestep.</summary>
     private protected int TrainIndex(float timestep)
     {

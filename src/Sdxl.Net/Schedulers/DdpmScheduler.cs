@@ -69,23 +69,7 @@ public sealed class DdpmScheduler : IScheduler
             float currentBeta = 1f - currentAlpha;
 
             var original = Scratch(sample.Length);
-            switch (owner._predictionType)
-            {
-                case PredictionType.Epsilon:
-                    TensorPrimitives.Multiply(modelOutput, MathF.Sqrt(betaProd), original);
-                    TensorPrimitives.Subtract(sample, original, original);
-                    TensorPrimitives.Divide(original, MathF.Sqrt(alphaProd), original);
-                    break;
-                case PredictionType.Sample:
-                    modelOutput.CopyTo(original);
-                    break;
-                default:
-                    var scaledV = Scratch(sample.Length, 1);
-                    TensorPrimitives.Multiply(modelOutput, MathF.Sqrt(betaProd), scaledV);
-                    TensorPrimitives.Multiply(sample, MathF.Sqrt(alphaProd), original);
-                    TensorPrimitives.Subtract(original, scaledV, original);
-                    break;
-            }
+            PredictOriginal(owner._predictionType, modelOutput, sample, MathF.Sqrt(alphaProd), MathF.Sqrt(betaProd), original);
 
             if (owner._clipRange is { } range)
             {

@@ -74,84 +74,24 @@ public sealed class DpmSolverMultistepScheduler : IScheduler
     }
 
     /// <summary>The per-generation state: step index, the history of converted model outputs and scratch buffers.</summary>
-    private sealed class Run : ISchedulerRun
+    private sealed class Run(DpmSolverOptions options, bool eulerAtFinal, long[] timesteps, float[] sigmas)
+        : DpmSolverRun(options, timesteps, sigmas)
     {
-        private readonly DpmSolverOptions _options;
-        private readonly bool _eulerAtFinal;
-        private readonly float[] _sigmas;
-        private readonly float[] _timesteps;
-
-        // Converted model outputs, oldest first (diffusers' model_outputs); allocated on the first step.
-        private float[][]? _history;
-        private DpmSolverUpdate? _update;
-        private float[]? _noise;
         private int _lowerOrderCount;
-        private int? _stepIndex;
-        private int? _beginIndex;
 
-        public Run(DpmSolverOptions options, bool eulerAtFinal, long[] timesteps, float[] sigmas)
+        public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
-            _options = options;
-            _eulerAtFinal = eulerAtFinal;
-            _sigmas = sigmas;
-            _timesteps = new float[timesteps.Length];
-            for (int i = 0; i < timesteps.Length; i++)
-            {
-                _timesteps[i] = timesteps[i];
-            }
-        }
-
-        public IReadOnlyList<float> Timesteps => _timesteps;
-
-        public IReadOnlyList<float>? Sigmas => _sigmas;
-
-        public float InitNoiseSigma => 1f;
-
-        public int Order => 1;
-
-        public void SetBeginIndex(int beginIndex)
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(beginIndex);
-            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(beginIndex, _timesteps.Length);
-            _beginIndex = beginIndex;
-        }
-
-        public void ScaleModelInput(ReadOnlySpan<float> sample, float timestep, Span<float> destination)
-        {
-            DpmSolverMath.RequireSameLength(sample.Length, destination.Length, nameof(destination));
-            sample.CopyTo(destination);
-        }
-
-        public void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
-        {
-            DpmSolverMath.RequireSameLength(sample.Length, modelOutput.Length, nameof(modelOutput));
-            int index = _stepIndex ??= _beginIndex ?? DpmSolverMath.IndexForTimestep(_timesteps, timestep);
+            int index = BeginStep(sample.Length, modelOutput.Length, timestep);
             int count = _timesteps.Length;
-            if (index >= count)
-            {
-                throw new InvalidOperationException($"The schedule of {count} steps is complete; create a new run for another generation.");
-            }
-
             EnsureBuffers(sample.Length);
 
             // Improves numerical stability for few steps, and avoids a second-order step into σ = 0.
             bool lowerOrderFinal = index == count - 1
-                && (_eulerAtFinal || (_options.LowerOrderFinal && count < 15) || _options.FinalSigma == FinalSigmaType.Zero);
+                && (eulerAtFinal || (_options.LowerOrderFinal && count < 15) || _options.FinalSigma == FinalSigmaType.Zero);
             bool lowerOrderSecond = index == count - 2 && _options.LowerOrderFinal && count < 15;
 
-            // Shift the history by one: the oldest buffer receives the newest converted output.
+            var newest = PushModelOutput(modelOutput, sample, index, random);
             var history = _history!;
-            var newest = history[0];
-            Array.Copy(history, 1, history, 0, history.Length - 1);
-            history[^1] = newest;
-            DpmSolverMath.ConvertModelOutput(
-                _options.PredictionType, _options.PredictsData, modelOutput, sample, _sigmas[index], newest, _update!.Scratch);
-
-            if (_options.IsStochastic)
-            {
-                random.NextNormal(_noise);
-            }
-
             var update = _update!;
             if (_options.SolverOrder == 1 || _lowerOrderCount < 1 || lowerOrderFinal)
             {
@@ -173,37 +113,7 @@ public sealed class DpmSolverMultistepScheduler : IScheduler
                 _lowerOrderCount++;
             }
 
-            _stepIndex = index + 1;
-        }
-
-        public void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-        {
-            int index = _beginIndex is null ? DpmSolverMath.IndexForTimestep(_timesteps, timestep) : _stepIndex ?? _beginIndex.Value;
-            DpmSolverMath.AddNoise(original, noise, _sigmas[index], destination);
-        }
-
-        private void EnsureBuffers(int length)
-        {
-            if (_history is not null)
-            {
-                if (_history[0].Length != length)
-                {
-                    throw new ArgumentException(
-                        $"The sample holds {length} values but earlier steps of this run held {_history[0].Length}; a run serves one batch shape.",
-                        nameof(length));
-                }
-
-                return;
-            }
-
-            _history = new float[_options.SolverOrder][];
-            for (int i = 0; i < _history.Length; i++)
-            {
-                _history[i] = new float[length];
-            }
-
-            _update = new DpmSolverUpdate(_options, length);
-            _noise = _options.IsStochastic ? new float[length] : null;
+            EndStep(index);
         }
     }
 }

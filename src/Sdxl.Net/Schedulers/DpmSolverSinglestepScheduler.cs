@@ -124,81 +124,27 @@ public sealed class DpmSolverSinglestepScheduler : IScheduler
     }
 
     /// <summary>The per-generation state: step index, converted outputs of the current group and its starting sample.</summary>
-    private sealed class Run : ISchedulerRun
+    private sealed class Run(DpmSolverOptions options, long[] timesteps, float[] sigmas, int[] orders)
+        : DpmSolverRun(options, timesteps, sigmas)
     {
-        private readonly DpmSolverOptions _options;
-        private readonly float[] _sigmas;
-        private readonly float[] _timesteps;
-        private readonly int[] _orders;
-
-        private float[][]? _history;
         private int _historyCount;
         private float[]? _groupOrigin;
-        private DpmSolverUpdate? _update;
-        private float[]? _noise;
-        private int? _stepIndex;
-        private int? _beginIndex;
 
-        public Run(DpmSolverOptions options, long[] timesteps, float[] sigmas, int[] orders)
+        public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
-            _options = options;
-            _sigmas = sigmas;
-            _orders = orders;
-            _timesteps = new float[timesteps.Length];
-            for (int i = 0; i < timesteps.Length; i++)
+            int index = BeginStep(sample.Length, modelOutput.Length, timestep);
+            if (EnsureBuffers(sample.Length))
             {
-                _timesteps[i] = timesteps[i];
-            }
-        }
-
-        public IReadOnlyList<float> Timesteps => _timesteps;
-
-        public IReadOnlyList<float>? Sigmas => _sigmas;
-
-        public float InitNoiseSigma => 1f;
-
-        public int Order => 1;
-
-        public void SetBeginIndex(int beginIndex)
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(beginIndex);
-            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(beginIndex, _timesteps.Length);
-            _beginIndex = beginIndex;
-        }
-
-        public void ScaleModelInput(ReadOnlySpan<float> sample, float timestep, Span<float> destination)
-        {
-            DpmSolverMath.RequireSameLength(sample.Length, destination.Length, nameof(destination));
-            sample.CopyTo(destination);
-        }
-
-        public void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
-        {
-            DpmSolverMath.RequireSameLength(sample.Length, modelOutput.Length, nameof(modelOutput));
-            int index = _stepIndex ??= _beginIndex ?? DpmSolverMath.IndexForTimestep(_timesteps, timestep);
-            if (index >= _timesteps.Length)
-            {
-                throw new InvalidOperationException(
-                    $"The schedule of {_timesteps.Length} steps is complete; create a new run for another generation.");
+                _groupOrigin = new float[sample.Length];
             }
 
-            EnsureBuffers(sample.Length);
             var history = _history!;
             var update = _update!;
-            var newest = history[0];
-            Array.Copy(history, 1, history, 0, history.Length - 1);
-            history[^1] = newest;
+            var newest = PushModelOutput(modelOutput, sample, index, random);
             _historyCount = Math.Min(_historyCount + 1, history.Length);
-            DpmSolverMath.ConvertModelOutput(
-                _options.PredictionType, _options.PredictsData, modelOutput, sample, _sigmas[index], newest, update.Scratch);
-
-            if (_options.IsStochastic)
-            {
-                random.NextNormal(_noise);
-            }
 
             // img2img may start inside a group: fall back to the orders the history allows.
-            int order = index < _orders.Length ? _orders[index] : 1;
+            int order = index < orders.Length ? orders[index] : 1;
             order = Math.Min(order, _historyCount);
 
             // Each group starts from the sample at its first timestep.
@@ -223,38 +169,7 @@ public sealed class DpmSolverSinglestepScheduler : IScheduler
                     break;
             }
 
-            _stepIndex = index + 1;
-        }
-
-        public void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-        {
-            int index = _beginIndex is null ? DpmSolverMath.IndexForTimestep(_timesteps, timestep) : _stepIndex ?? _beginIndex.Value;
-            DpmSolverMath.AddNoise(original, noise, _sigmas[index], destination);
-        }
-
-        private void EnsureBuffers(int length)
-        {
-            if (_history is not null)
-            {
-                if (_history[0].Length != length)
-                {
-                    throw new ArgumentException(
-                        $"The sample holds {length} values but earlier steps of this run held {_history[0].Length}; a run serves one batch shape.",
-                        nameof(length));
-                }
-
-                return;
-            }
-
-            _history = new float[_options.SolverOrder][];
-            for (int i = 0; i < _history.Length; i++)
-            {
-                _history[i] = new float[length];
-            }
-
-            _groupOrigin = new float[length];
-            _update = new DpmSolverUpdate(_options, length);
-            _noise = _options.IsStochastic ? new float[length] : null;
+            EndStep(index);
         }
     }
 }

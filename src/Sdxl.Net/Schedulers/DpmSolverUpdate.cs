@@ -142,41 +142,20 @@ internal sealed class DpmSolverUpdate
         Add(d1, r0 / (r0 + r1), difference);
         DpmSolverMath.Scale(difference, 1f / (r0 + r1), d2);
 
-        switch (_options.Algorithm)
+        if (_options.Algorithm is DpmSolverAlgorithm.DpmSolverPlusPlus or DpmSolverAlgorithm.DpmSolver)
         {
-            case DpmSolverAlgorithm.DpmSolverPlusPlus:
-            {
-                float phi = DpmSolverMath.Exp(-h) - 1f;
-                DpmSolverMath.Scale(sample, t.Sigma / s0.Sigma, sample);
-                Add(sample, -(t.Alpha * phi), m0);
-                Add(sample, t.Alpha * ((phi / h) + 1f), d1);
-                Add(sample, -(t.Alpha * (((phi + h) / (h * h)) - 0.5f)), d2);
-                break;
-            }
-
-            case DpmSolverAlgorithm.DpmSolver:
-            {
-                float phi = DpmSolverMath.Exp(h) - 1f;
-                DpmSolverMath.Scale(sample, t.Alpha / s0.Alpha, sample);
-                Add(sample, -(t.Sigma * phi), m0);
-                Add(sample, -(t.Sigma * ((phi / h) - 1f)), d1);
-                Add(sample, -(t.Sigma * (((phi - h) / (h * h)) - 0.5f)), d2);
-                break;
-            }
-
-            default:
-            {
-                // sde-dpmsolver++ (sde-dpmsolver has no third-order rule and is rejected by the options).
-                float decay = DpmSolverMath.Exp(-2f * h);
-                float twoH = 2f * h;
-                DpmSolverMath.Scale(sample, t.Sigma / s0.Sigma * DpmSolverMath.Exp(-h), sample);
-                Add(sample, t.Alpha * (1f - decay), m0);
-                Add(sample, t.Alpha * (((1f - decay) / (-2f * h)) + 1f), d1);
-                Add(sample, t.Alpha * (((1f - decay - twoH) / (twoH * twoH)) - 0.5f), d2);
-                Add(sample, t.Sigma * MathF.Sqrt(1f - decay), noise);
-                break;
-            }
+            ThirdOrderCombine(t, s0, h, m0, d1, d2, sample, sample);
+            return;
         }
+
+        // sde-dpmsolver++ (sde-dpmsolver has no third-order rule and is rejected by the options).
+        float decay = DpmSolverMath.Exp(-2f * h);
+        float twoH = 2f * h;
+        DpmSolverMath.Scale(sample, t.Sigma / s0.Sigma * DpmSolverMath.Exp(-h), sample);
+        Add(sample, t.Alpha * (1f - decay), m0);
+        Add(sample, t.Alpha * (((1f - decay) / (-2f * h)) + 1f), d1);
+        Add(sample, t.Alpha * (((1f - decay - twoH) / (twoH * twoH)) - 0.5f), d2);
+        Add(sample, t.Sigma * MathF.Sqrt(1f - decay), noise);
     }
 
     /// <summary>diffusers' <c>singlestep_dpm_solver_third_order_update</c> (deterministic algorithms only).</summary>
@@ -217,24 +196,42 @@ internal sealed class DpmSolverUpdate
             System.Numerics.Tensors.TensorPrimitives.Divide(d2, r0 - r1, d2);
         }
 
-        bool plusPlus = _options.Algorithm == DpmSolverAlgorithm.DpmSolverPlusPlus;
-        float phi = plusPlus ? DpmSolverMath.Exp(-h) - 1f : DpmSolverMath.Exp(h) - 1f;
-        if (plusPlus)
+        // The midpoint form takes D1_1 as the first derivative and has no second-derivative term.
+        ThirdOrderCombine(t, s2, h, m2, heun ? d1 : d11, heun ? d2 : default, origin, destination);
+    }
+
+    /// <summary>
+    /// The third-order combination of the sample at <paramref name="s"/> with D0, D1 and (unless empty) D2 for the
+    /// deterministic algorithms, shared by both step styles.
+    /// </summary>
+    private void ThirdOrderCombine(
+        VpNoiseLevel t,
+        VpNoiseLevel s,
+        float h,
+        ReadOnlySpan<float> d0,
+        ReadOnlySpan<float> d1,
+        ReadOnlySpan<float> d2,
+        ReadOnlySpan<float> sample,
+        Span<float> destination)
+    {
+        if (_options.Algorithm == DpmSolverAlgorithm.DpmSolverPlusPlus)
         {
-            DpmSolverMath.Scale(origin, t.Sigma / s2.Sigma, destination);
-            Add(destination, -(t.Alpha * phi), m2);
-            Add(destination, t.Alpha * ((phi / h) + 1f), heun ? d1 : d11);
-            if (heun)
+            float phi = DpmSolverMath.Exp(-h) - 1f;
+            DpmSolverMath.Scale(sample, t.Sigma / s.Sigma, destination);
+            Add(destination, -(t.Alpha * phi), d0);
+            Add(destination, t.Alpha * ((phi / h) + 1f), d1);
+            if (!d2.IsEmpty)
             {
                 Add(destination, -(t.Alpha * (((phi + h) / (h * h)) - 0.5f)), d2);
             }
         }
         else
         {
-            DpmSolverMath.Scale(origin, t.Alpha / s2.Alpha, destination);
-            Add(destination, -(t.Sigma * phi), m2);
-            Add(destination, -(t.Sigma * ((phi / h) - 1f)), heun ? d1 : d11);
-            if (heun)
+            float phi = DpmSolverMath.Exp(h) - 1f;
+            DpmSolverMath.Scale(sample, t.Alpha / s.Alpha, destination);
+            Add(destination, -(t.Sigma * phi), d0);
+            Add(destination, -(t.Sigma * ((phi / h) - 1f)), d1);
+            if (!d2.IsEmpty)
             {
                 Add(destination, -(t.Sigma * (((phi - h) / (h * h)) - 0.5f)), d2);
             }

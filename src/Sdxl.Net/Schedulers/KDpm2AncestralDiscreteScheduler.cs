@@ -23,11 +23,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : IScheduler
     /// <exception cref="NotSupportedException">An option has a value this scheduler does not implement.</exception>
     public KDpm2AncestralDiscreteScheduler(SchedulerConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        _config = config;
-        _alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012));
-        _predictionType = KDpm2Schedule.ParsePredictionType(config, nameof(KDpm2AncestralDiscreteScheduler));
-        _ = SigmaSchedule.Create(config, _alphasCumprod, 1);
+        (_config, _alphasCumprod, _predictionType) = KDpm2Schedule.ReadConfig(config, nameof(KDpm2AncestralDiscreteScheduler));
     }
 
     /// <inheritdoc />
@@ -100,9 +96,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : IScheduler
                 // Euler step to the interpolated noise level; remember where it started.
                 float sigma = _sigmas[index];
                 float sigmaMid = interpolatedSigmas[index];
-                PredictOriginal(predictionType, modelOutput, sample, sigma, derivative);
-                TensorPrimitives.Subtract(sample, derivative, derivative);
-                TensorPrimitives.Divide(derivative, sigma, derivative);
+                KDpm2Schedule.Derivative(predictionType, modelOutput, sample, sigma, derivative);
                 sample.CopyTo(saved);
                 TensorPrimitives.MultiplyAdd(derivative, sigmaMid - sigma, sample, sample);
                 _secondOrder = true;
@@ -112,9 +106,7 @@ public sealed class KDpm2AncestralDiscreteScheduler : IScheduler
                 // DPM-Solver-2 from the saved sample to σ_down, then fresh noise of σ_up.
                 float sigma = _sigmas[index - 1];
                 float sigmaMid = interpolatedSigmas[index - 1];
-                PredictOriginal(predictionType, modelOutput, sample, sigmaMid, derivative);
-                TensorPrimitives.Subtract(sample, derivative, derivative);
-                TensorPrimitives.Divide(derivative, sigmaMid, derivative);
+                KDpm2Schedule.Derivative(predictionType, modelOutput, sample, sigmaMid, derivative);
                 TensorPrimitives.MultiplyAdd(derivative, downSigmas[index - 1] - sigma, saved, sample);
                 random.NextNormal(derivative);
                 TensorPrimitives.MultiplyAdd(derivative, upSigmas[index - 1], sample, sample);

@@ -24,11 +24,7 @@ public sealed class KDpm2DiscreteScheduler : IScheduler
     /// <exception cref="NotSupportedException">An option has a value this scheduler does not implement.</exception>
     public KDpm2DiscreteScheduler(SchedulerConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        _config = config;
-        _alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012));
-        _predictionType = KDpm2Schedule.ParsePredictionType(config, nameof(KDpm2DiscreteScheduler));
-        _ = SigmaSchedule.Create(config, _alphasCumprod, 1);
+        (_config, _alphasCumprod, _predictionType) = KDpm2Schedule.ReadConfig(config, nameof(KDpm2DiscreteScheduler));
     }
 
     /// <inheritdoc />
@@ -86,9 +82,7 @@ public sealed class KDpm2DiscreteScheduler : IScheduler
                 // Euler half-step to the interpolated noise level; remember where it started.
                 float sigma = _sigmas[index];
                 float sigmaMid = interpolatedSigmas[index + 1];
-                PredictOriginal(predictionType, modelOutput, sample, sigma, derivative);
-                TensorPrimitives.Subtract(sample, derivative, derivative);
-                TensorPrimitives.Divide(derivative, sigma, derivative);
+                KDpm2Schedule.Derivative(predictionType, modelOutput, sample, sigma, derivative);
                 sample.CopyTo(saved);
                 TensorPrimitives.MultiplyAdd(derivative, sigmaMid - sigma, sample, sample);
                 _secondOrder = true;
@@ -99,9 +93,7 @@ public sealed class KDpm2DiscreteScheduler : IScheduler
                 float sigma = _sigmas[index - 1];
                 float sigmaMid = interpolatedSigmas[index];
                 float sigmaNext = _sigmas[index];
-                PredictOriginal(predictionType, modelOutput, sample, sigmaMid, derivative);
-                TensorPrimitives.Subtract(sample, derivative, derivative);
-                TensorPrimitives.Divide(derivative, sigmaMid, derivative);
+                KDpm2Schedule.Derivative(predictionType, modelOutput, sample, sigmaMid, derivative);
                 TensorPrimitives.MultiplyAdd(derivative, sigmaNext - sigma, saved, sample);
                 _secondOrder = false;
             }
@@ -114,6 +106,28 @@ public sealed class KDpm2DiscreteScheduler : IScheduler
 /// <summary>The schedule construction shared by <see cref="KDpm2DiscreteScheduler"/> and <see cref="KDpm2AncestralDiscreteScheduler"/>.</summary>
 internal static class KDpm2Schedule
 {
+    /// <summary>
+    /// Validates a configuration: its ᾱ (with these classes' default betas), its prediction type, and the options a
+    /// one-step schedule reads, so that a bad value fails at construction.
+    /// </summary>
+    public static (SchedulerConfig Config, float[] AlphasCumprod, PredictionType PredictionType) ReadConfig(SchedulerConfig config, string className)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012));
+        var predictionType = ParsePredictionType(config, className);
+        _ = SigmaSchedule.Create(config, alphasCumprod, 1);
+        return (config, alphasCumprod, predictionType);
+    }
+
+    /// <summary>The k-diffusion derivative <c>(sample − x₀) / σ</c> at noise level <paramref name="sigma"/>.</summary>
+    public static void Derivative(
+        PredictionType predictionType, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, float sigma, Span<float> destination)
+    {
+        SigmaSchedulerRun.PredictOriginal(predictionType, modelOutput, sample, sigma, destination);
+        TensorPrimitives.Subtract(sample, destination, destination);
+        TensorPrimitives.Divide(destination, sigma, destination);
+    }
+
     /// <summary>The float32 timesteps (N) and sigmas (N + 1, final zero) of <c>set_timesteps</c>, before interpolation.</summary>
     public static (float[] Timesteps, float[] Sigmas, float[] LogTrainSigmas) Create(SchedulerConfig config, float[] alphasCumprod, int inferenceSteps)
     {
@@ -163,13 +177,9 @@ internal static class KDpm2Schedule
     public static float SigmaToT(float sigma, ReadOnlySpan<float> logSigmas)
     {
         float logSigma = MathF.Log(MathF.Max(sigma, 1e-10f));
-        int count = 0;
-        for (int i = 0; i < logSigmas.Length && logSigma - logSigmas[i] >= 0; i++)
-        {
-            count++;
-        }
 
-        int low = Math.Min(Math.Max(count - 1, 0), logSigmas.Length - 2);
+        // Comparing in float64 picks the same bracket: a - b >= 0 holds exactly when a >= b in either precision.
+        int low = NoiseSchedule.LowerLogSigmaIndex(logSigma, logSigmas);
         int high = low + 1;
         float w = (logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[high]);
         w = Math.Clamp(w, 0f, 1f);

@@ -105,23 +105,7 @@ public sealed class LcmScheduler : IScheduler
             float cOut = scaled / MathF.Sqrt(denominator);
 
             var original = Scratch(sample.Length);
-            switch (owner._predictionType)
-            {
-                case PredictionType.Epsilon:
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
-                    TensorPrimitives.Subtract(sample, original, original);
-                    TensorPrimitives.Divide(original, sqrtAlpha, original);
-                    break;
-                case PredictionType.Sample:
-                    modelOutput.CopyTo(original);
-                    break;
-                default:
-                    var scaledV = Scratch(sample.Length, 1);
-                    TensorPrimitives.Multiply(sample, sqrtAlpha, original);
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, scaledV);
-                    TensorPrimitives.Subtract(original, scaledV, original);
-                    break;
-            }
+            PredictOriginal(owner._predictionType, modelOutput, sample, sqrtAlpha, sqrtBeta, original);
 
             if (owner._clipRange is { } range)
             {

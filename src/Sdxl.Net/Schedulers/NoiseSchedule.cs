@@ -400,21 +400,28 @@ internal static class NoiseSchedule
     }
 
     /// <summary>
-    /// The fractional training timestep of <paramref name="sigma"/> by interpolating in log-sigma space
-    /// (diffusers' <c>_sigma_to_t</c>).
+    /// The lower end of <c>_sigma_to_t</c>'s interpolation bracket: log_sigmas increases with t, and low_idx is the last
+    /// index whose log-sigma is at most <paramref name="logSigma"/> (0 when none), at most the second-to-last index.
     /// </summary>
-    public static double SigmaToT(double sigma, ReadOnlySpan<float> logSigmas)
+    public static int LowerLogSigmaIndex(double logSigma, ReadOnlySpan<float> logSigmas)
     {
-        double logSigma = Math.Log(Math.Max(sigma, 1e-10));
-
-        // log_sigmas increases with t: low_idx is the last index whose log-sigma is <= log_sigma (0 when none).
         int count = 0;
         for (int i = 0; i < logSigmas.Length && logSigma - logSigmas[i] >= 0; i++)
         {
             count++;
         }
 
-        int low = Math.Min(Math.Max(count - 1, 0), logSigmas.Length - 2);
+        return Math.Min(Math.Max(count - 1, 0), logSigmas.Length - 2);
+    }
+
+    /// <summary>
+    /// The fractional training timestep of <paramref name="sigma"/> by interpolating in log-sigma space
+    /// (diffusers' <c>_sigma_to_t</c>).
+    /// </summary>
+    public static double SigmaToT(double sigma, ReadOnlySpan<float> logSigmas)
+    {
+        double logSigma = Math.Log(Math.Max(sigma, 1e-10));
+        int low = LowerLogSigmaIndex(logSigma, logSigmas);
         int high = low + 1;
         float lowLog = logSigmas[low];
         float highLog = logSigmas[high];

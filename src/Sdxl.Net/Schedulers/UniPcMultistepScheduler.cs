@@ -108,14 +108,11 @@ internal sealed record UniPcOptions(
     IReadOnlySet<int> DisabledCorrectorSteps);
 
 /// <summary>The per-generation UniPC state: history of converted outputs, the last predictor input and scratch buffers.</summary>
-internal sealed class UniPcRun : ISchedulerRun
+internal sealed class UniPcRun(UniPcOptions options, long[] timesteps, float[] sigmas) : DpmFamilyRun(timesteps, sigmas)
 {
-    private readonly UniPcOptions _options;
-    private readonly float[] _sigmas;
-    private readonly float[] _timesteps;
+    private readonly UniPcOptions _options = options;
 
     // history[^1] is the newest converted output; _spare receives the next one before the history shifts.
-    private float[][]? _history;
     private float[]? _spare;
     private float[]? _lastSample;
     private float[]? _scratch;
@@ -124,51 +121,11 @@ internal sealed class UniPcRun : ISchedulerRun
     private bool _hasLastSample;
     private int _lastOrder;
     private int _lowerOrderCount;
-    private int? _stepIndex;
-    private int? _beginIndex;
 
-    public UniPcRun(UniPcOptions options, long[] timesteps, float[] sigmas)
+    public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
     {
-        _options = options;
-        _sigmas = sigmas;
-        _timesteps = new float[timesteps.Length];
-        for (int i = 0; i < timesteps.Length; i++)
-        {
-            _timesteps[i] = timesteps[i];
-        }
-    }
-
-    public IReadOnlyList<float> Timesteps => _timesteps;
-
-    public IReadOnlyList<float>? Sigmas => _sigmas;
-
-    public float InitNoiseSigma => 1f;
-
-    public int Order => 1;
-
-    public void SetBeginIndex(int beginIndex)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(beginIndex);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(beginIndex, _timesteps.Length);
-        _beginIndex = beginIndex;
-    }
-
-    public void ScaleModelInput(ReadOnlySpan<float> sample, float timestep, Span<float> destination)
-    {
-        DpmSolverMath.RequireSameLength(sample.Length, destination.Length, nameof(destination));
-        sample.CopyTo(destination);
-    }
-
-    public void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
-    {
-        DpmSolverMath.RequireSameLength(sample.Length, modelOutput.Length, nameof(modelOutput));
-        int index = _stepIndex ??= _beginIndex ?? DpmSolverMath.IndexForTimestep(_timesteps, timestep);
+        int index = BeginStep(sample.Length, modelOutput.Length, timestep);
         int count = _timesteps.Length;
-        if (index >= count)
-        {
-            throw new InvalidOperationException($"The schedule of {count} steps is complete; create a new run for another generation.");
-        }
-
         EnsureBuffers(sample.Length);
         var converted = _spare!;
         DpmSolverMath.ConvertModelOutput(
@@ -180,10 +137,7 @@ internal sealed class UniPcRun : ISchedulerRun
             Corrector(index, converted, sample);
         }
 
-        var history = _history!;
-        _spare = history[0];
-        Array.Copy(history, 1, history, 0, history.Length - 1);
-        history[^1] = converted;
+        _spare = PushHistory(converted);
 
         int order = _options.LowerOrderFinal ? Math.Min(_options.SolverOrder, count - index) : _options.SolverOrder;
         order = Math.Min(order, _lowerOrderCount + 1); // warm-up of the multistep history
@@ -198,13 +152,7 @@ internal sealed class UniPcRun : ISchedulerRun
             _lowerOrderCount++;
         }
 
-        _stepIndex = index + 1;
-    }
-
-    public void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, float timestep, Span<float> destination)
-    {
-        int index = _beginIndex is null ? DpmSolverMath.IndexForTimestep(_timesteps, timestep) : _stepIndex ?? _beginIndex.Value;
-        DpmSolverMath.AddNoise(original, noise, _sigmas[index], destination);
+        EndStep(index);
     }
 
     /// <summary>diffusers' <c>multistep_uni_p_bh_update</c>: predicts the sample at <c>sigmas[index + 1]</c> in place.</summary>
@@ -330,30 +278,12 @@ internal sealed class UniPcRun : ISchedulerRun
 
     private void EnsureBuffers(int length)
     {
-        if (_history is not null)
+        if (!EnsureHistory(_options.SolverOrder, length))
         {
-            if (_spare!.Length != length)
-            {
-                throw new ArgumentException(
-                    $"The sample holds {length} values but earlier steps of this run held {_spare.Length}; a run serves one batch shape.",
-                    nameof(length));
-            }
-
             return;
         }
 
-        _history = new float[_options.SolverOrder][];
-        for (int i = 0; i < _history.Length; i++)
-        {
-            _history[i] = new float[length];
-        }
-
-        _differences = new float[Math.Max(_options.SolverOrder - 1, 1)][];
-        for (int i = 0; i < _differences.Length; i++)
-        {
-            _differences[i] = new float[length];
-        }
-
+        _differences = NewBuffers(Math.Max(_options.SolverOrder - 1, 1), length);
         _spare = new float[length];
         _lastSample = new float[length];
         _scratch = new float[length];

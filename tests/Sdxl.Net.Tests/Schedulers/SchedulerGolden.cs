@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Schedulers;
 using Xunit;
@@ -20,18 +21,33 @@ internal sealed record GoldenRun(
     float[] FinalSample);
 
 /// <summary>A golden file of TestData/golden/schedulers.</summary>
-internal sealed record GoldenSchedulerFile(string SchedulerClass, SchedulerConfig Config, GoldenRun[] Runs)
+/// <param name="SchedulerClass">The diffusers class the file was recorded with.</param>
+/// <param name="Config">The effective diffusers config, with <c>_class_name</c> set.</param>
+/// <param name="BaseWithOverrides">The config as diffusers built it: <c>Cls.from_config(sdxl_base_config, **overrides)</c>.</param>
+/// <param name="EffectiveConfigJson">The effective config as written (Python's json, with bare <c>-Infinity</c>).</param>
+/// <param name="Runs">The recorded runs.</param>
+internal sealed record GoldenSchedulerFile(
+    string SchedulerClass, SchedulerConfig Config, SchedulerConfig BaseWithOverrides, string EffectiveConfigJson, GoldenRun[] Runs)
 {
     public static string PathOf(string name) => Path.Combine(TestPaths.Golden, "schedulers", name + ".json");
 
     public static GoldenSchedulerFile Load(string name)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(PathOf(name)));
+        // Python's json writes lambda_min_clipped as -Infinity, which JsonDocument rejects.
+        string text = File.ReadAllText(PathOf(name));
+        using var doc = JsonDocument.Parse(text.Replace("-Infinity", "\"-Infinity\"", StringComparison.Ordinal));
         var root = doc.RootElement;
-        var config = SchedulerConfig.Parse(root.GetProperty("config").GetRawText())
-            .With("_class_name", root.GetProperty("scheduler_class").GetString());
+        string schedulerClass = root.GetProperty("scheduler_class").GetString()!;
+        string effective = root.GetProperty("config").GetRawText().Replace("\"-Infinity\"", "-Infinity", StringComparison.Ordinal);
+        var config = SchedulerConfig.Parse(effective).With("_class_name", schedulerClass);
+        var baseWithOverrides = SchedulerConfig.SdxlBase;
+        foreach (var option in root.GetProperty("overrides").EnumerateObject())
+        {
+            baseWithOverrides = baseWithOverrides.With(option.Name, JsonNode.Parse(option.Value.GetRawText()));
+        }
+
         var runs = root.GetProperty("runs").EnumerateArray().Select(ParseRun).ToArray();
-        return new GoldenSchedulerFile(root.GetProperty("scheduler_class").GetString()!, config, runs);
+        return new GoldenSchedulerFile(schedulerClass, config, baseWithOverrides, effective, runs);
     }
 
     public static GoldenRun ParseRun(JsonElement run) => new(
