@@ -121,7 +121,14 @@ public sealed class AspNetApiTests : IAsyncLifetime
     {
         // A generation long enough (500 steps at 512 x 512) to hold the only slot for minutes unless cancelled.
         using var slowCancel = new CancellationTokenSource();
-        var slow = _http.PostAsJsonAsync("/generate", new { prompt = "slow", seed = 1, steps = 500, width = 512, height = 512 }, slowCancel.Token);
+        Task<HttpResponseMessage> slow;
+        do
+        {
+            // Give it a second to be admitted before anything else is sent.
+            slow = _http.PostAsJsonAsync("/generate", new { prompt = "slow", seed = 1, steps = 500, width = 512, height = 512 }, slowCancel.Token);
+            await Task.WhenAny(slow, Task.Delay(1000));
+        }
+        while (slow.IsCompleted && (await slow).StatusCode == HttpStatusCode.ServiceUnavailable);
 
         var full = await PollAsync(HttpStatusCode.ServiceUnavailable, TimeSpan.FromSeconds(20));
         var slowState = slow.IsCompleted ? $"{(await slow).StatusCode} {await (await slow).Content.ReadAsStringAsync()}" : "running";
