@@ -49,6 +49,10 @@ internal static class OnnxRunTimer
         return result;
     }
 
+    /// <summary>The <see cref="Stopwatch"/> timestamp at which <paramref name="component"/> first started a run since the last reset, or null.</summary>
+    public static long? FirstStart(string component) =>
+        ByComponent.TryGetValue(component, out var a) && Interlocked.Read(ref a.FirstStart) is var t and not 0 ? t : null;
+
     /// <summary>A timestamp to pass to <see cref="Stop"/>, or 0 when timing is off.</summary>
     public static long Start() => s_enabled ? Stopwatch.GetTimestamp() : 0;
 
@@ -61,6 +65,7 @@ internal static class OnnxRunTimer
 
         long elapsed = Stopwatch.GetTimestamp() - start;
         var a = ByComponent.GetOrAdd(component, static _ => new Accumulator());
+        Interlocked.CompareExchange(ref a.FirstStart, start, 0);
         Interlocked.Add(ref a.Ticks, elapsed);
         Interlocked.Increment(ref a.Runs);
     }
@@ -69,5 +74,6 @@ internal static class OnnxRunTimer
     {
         public long Ticks;
         public long Runs;
+        public long FirstStart;
     }
 }
