@@ -32,6 +32,7 @@ internal static class OverheadCommand
             GC.Collect();
             GC.WaitForPendingFinalizers();
             GC.Collect();
+            recorder.ResetPeak();
             long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             OnnxRunTimer.Enable();
             TimeSpan wall = TimeSpan.Zero, onnx = TimeSpan.Zero;

@@ -20,6 +20,8 @@ internal sealed class PhaseRecorder : IProgress<GenerationProgress>
 
     public void Clear() => _events.Clear();
 
+    public void ResetPeak() => PeakManagedBytes = 0;
+
     /// <summary>
     /// Wall time of prompt encoding (from the call to the first UNet run: validation, scheduling onto the thread pool,
     /// tokenizing, encoding, conditioning, schedule and initial noise), denoising (to the decoding report) and decoding
