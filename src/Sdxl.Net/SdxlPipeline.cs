@@ -375,7 +375,7 @@ public sealed class SdxlPipeline : IDisposable
 
         // 7. Decode.
         progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
-        var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, runOptions, ct);
+        var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, _settings.TiledVae, runOptions, ct);
         watch.Stop();
         return new GenerationResult(r, images, seed, plan.SchedulerName, warnings, watch.Elapsed,
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
@@ -594,7 +594,7 @@ public sealed class SdxlPipeline : IDisposable
     }
 
     private static List<GeneratedImage> Decode(VaeDecoderModel decoder, float scalingFactor, float shiftFactor, int vaeScale, float[] latents,
-        int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, RunOptions runOptions, CancellationToken ct)
+        int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)
     {
         int per = latents.Length / batch;
         var scaled = new float[per];
@@ -613,7 +613,7 @@ public sealed class SdxlPipeline : IDisposable
             int channels = per / (lh * lw);
             int height = lh * vaeScale, width = lw * vaeScale;
             var decoded = new float[3 * height * width];
-            decoder.Decode(scaled, [1, channels, lh, lw], decoded, runOptions);
+            decoder.Decode(scaled, [1, channels, lh, lw], vaeScale, decoded, tiling, runOptions);
             if (!AllFinite(decoded))
             {
                 throw new SdxlNumericException(

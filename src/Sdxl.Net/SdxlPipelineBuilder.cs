@@ -32,6 +32,8 @@ public sealed class SdxlPipelineBuilder
     private Func<SchedulerConfig, SchedulerConfig>? _configureScheduler;
     private Func<long, IRandomSource> _randomSource = seed => new TorchCpuGenerator(unchecked((ulong)seed));
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private MemoryMode? _memoryMode;
+    private TiledVaeOptions? _tiledVae;
 
     internal SdxlPipelineBuilder()
     {
@@ -84,6 +86,34 @@ public sealed class SdxlPipelineBuilder
     {
         ArgumentNullException.ThrowIfNull(options);
         _provider = options;
+        return this;
+    }
+
+    /// <summary>
+    /// Chooses whether every model stays loaded (<see cref="MemoryMode.KeepLoaded"/>, the default) or each phase loads
+    /// its models and releases the previous phase's (<see cref="MemoryMode.LoadPerPhase"/>: lower peak memory, slower).
+    /// Overrides the mode of the execution provider options, whichever is set first.
+    /// </summary>
+    public SdxlPipelineBuilder WithMemoryMode(MemoryMode mode)
+    {
+        if (!Enum.IsDefined(mode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown memory mode: expected KeepLoaded or LoadPerPhase.");
+        }
+
+        _memoryMode = mode;
+        return this;
+    }
+
+    /// <summary>
+    /// Decodes images larger than one tile in overlapping tiles (see <see cref="TiledVaeOptions"/>); smaller images
+    /// are still decoded whole.
+    /// </summary>
+    public SdxlPipelineBuilder WithTiledVae(TiledVaeOptions? options = null)
+    {
+        options ??= new TiledVaeOptions();
+        options.Validate();
+        _tiledVae = options;
         return this;
     }
 
@@ -203,9 +233,15 @@ public sealed class SdxlPipelineBuilder
             throw new SdxlModelException($"Refiner folder '{_refinerDirectory}' has no unet/model.onnx; expected an SDXL refiner ONNX export (tokenizer_2, text_encoder_2, unet, vae_decoder).");
         }
 
+        var provider = _memoryMode is { } mode ? _provider with { MemoryMode = mode } : _provider;
+        if (provider.EnableCudaGraph && provider.MemoryMode == MemoryMode.LoadPerPhase)
+        {
+            throw new InvalidOperationException("CUDA graphs keep the UNet's device buffers for the pipeline's lifetime, so they cannot be combined with MemoryMode.LoadPerPhase.");
+        }
+
         return new SdxlPipeline(new SdxlPipelineSettings(
-            _modelDirectory, _refinerDirectory, _refinerOptions, _provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource));
+            _modelDirectory, _refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae));
     }
 }
 
@@ -221,4 +257,5 @@ internal sealed record SdxlPipelineSettings(
     IMicroConditioningProvider[] Conditioning,
     IImageSink[] Sinks,
     ILoggerFactory LoggerFactory,
-    Func<long, IRandomSource> RandomSourceFactory);
+    Func<long, IRandomSource> RandomSourceFactory,
+    TiledVaeOptions? TiledVae = null);

@@ -17,7 +17,8 @@ internal sealed record DenoisingConditioning(float[] Hidden, int SequenceLength,
 
 /// <summary>
 /// The denoising loop of diffusers' SDXL pipelines: scale the model input, run the UNet over the CFG batch, combine
-/// with guidance (and rescale), step the scheduler. Buffers are allocated once per run and reused every step.
+/// with guidance (and rescale), step the scheduler. Buffers and the UNet's bound tensors are allocated once per run
+/// and reused every step.
 /// </summary>
 internal static class DenoisingLoop
 {
@@ -60,20 +61,22 @@ internal static class DenoisingLoop
         int latentChannels = per / plane;
         bool nine = inpaint?.NineChannel == true;
         int inputPer = nine ? per + plane + per : per;
-        var modelInput = new float[rows * inputPer];
         var scaled = nine ? new float[latents.Length] : null;
         var blend = inpaint is { NineChannel: false } ? new float[latents.Length] : null;
-        var noisePred = new float[rows * per];
-        long[] sampleShape = [rows, inputPer / plane, latentHeight, latentWidth];
-        long[] hiddenShape = [rows, conditioning.SequenceLength, conditioning.HiddenSize];
-        long[] pooledShape = [rows, conditioning.Pooled.Length / rows];
-        long[] timeIdsShape = [rows, conditioning.TimeIdsWidth];
-        var guided = cfg ? new float[latents.Length] : noisePred;
+        var guided = cfg ? new float[latents.Length] : null;
+
+        // The UNet's tensors are created once for the run; the conditioning is written once, and each step writes
+        // the model input into the bound sample tensor and reads the prediction from the bound output in place.
+        var shape = new UNetShape(rows, inputPer / plane, latentChannels, latentHeight, latentWidth, conditioning.SequenceLength,
+            conditioning.HiddenSize, conditioning.Pooled.Length / rows, conditioning.TimeIdsWidth);
+        using var binding = unet.CreateBinding(shape);
+        binding.SetConditioning(conditioning.Hidden, conditioning.Pooled, conditioning.TimeIds);
 
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             float t = timesteps[i];
+            var modelInput = binding.Sample;
 
             // latent_model_input = cat([latents] * 2); scale_model_input is element-wise, so scale once and copy.
             if (nine)
@@ -83,7 +86,7 @@ internal static class DenoisingLoop
                 for (int r = 0; r < rows; r++)
                 {
                     int b = r % batch;
-                    var row = modelInput.AsSpan(r * inputPer, inputPer);
+                    var row = modelInput.Slice(r * inputPer, inputPer);
                     scaled.AsSpan(b * per, per).CopyTo(row);
                     inpaint!.Mask.AsSpan(b * plane, plane).CopyTo(row[per..]);
                     inpaint.MaskedImageLatents!.AsSpan(b * per, per).CopyTo(row[(per + plane)..]);
@@ -91,28 +94,33 @@ internal static class DenoisingLoop
             }
             else
             {
-                run.ScaleModelInput(latents, t, modelInput.AsSpan(0, latents.Length));
+                run.ScaleModelInput(latents, t, modelInput[..latents.Length]);
                 if (cfg)
                 {
-                    modelInput.AsSpan(0, latents.Length).CopyTo(modelInput.AsSpan(latents.Length));
+                    modelInput[..latents.Length].CopyTo(modelInput[latents.Length..]);
                 }
             }
 
-            unet.Run(modelInput, sampleShape, t, conditioning.Hidden, hiddenShape, conditioning.Pooled, pooledShape,
-                conditioning.TimeIds, timeIdsShape, noisePred, runOptions);
+            binding.Run(t, runOptions);
+            var noisePred = binding.Output;
 
             if (cfg)
             {
-                var uncond = noisePred.AsSpan(0, latents.Length);
-                var text = noisePred.AsSpan(latents.Length);
+                var uncond = noisePred[..latents.Length];
+                var text = noisePred[latents.Length..];
                 Guidance.Combine(uncond, text, guidanceScale, guided);
                 if (guidanceRescale > 0)
                 {
                     Guidance.Rescale(guided, text, batch, guidanceRescale);
                 }
+
+                run.Step(guided, t, latents, random);
+            }
+            else
+            {
+                run.Step(noisePred, t, latents, random);
             }
 
-            run.Step(guided, t, latents, random);
             if (blend is not null)
             {
                 BlendKnownRegion(run, inpaint!, timesteps, i, latents, blend, batch, plane, latentChannels);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 
 namespace Sdxl.Net.Denoising;
@@ -30,20 +31,29 @@ internal static class Guidance
         }
 
         int per = guided.Length / batch;
-        for (int b = 0; b < batch; b++)
+        var scratch = ArrayPool<float>.Shared.Rent(per);
+        try
         {
-            var g = guided.Slice(b * per, per);
-            var t = text.Slice(b * per, per);
-            double stdText = StdUnbiased(t);
-            double stdCfg = StdUnbiased(g);
-            float factor = (float)(stdText / stdCfg);
-
-            // rescaled = g * factor; g = rescale * rescaled + (1 - rescale) * g
-            for (int i = 0; i < g.Length; i++)
+            var blended = scratch.AsSpan(0, per);
+            for (int b = 0; b < batch; b++)
             {
-                float rescaled = g[i] * factor;
-                g[i] = (rescale * rescaled) + ((1 - rescale) * g[i]);
+                var g = guided.Slice(b * per, per);
+                var t = text.Slice(b * per, per);
+                double stdText = StdUnbiased(t);
+                double stdCfg = StdUnbiased(g);
+                float factor = (float)(stdText / stdCfg);
+
+                // g = rescale · (g · factor) + (1 − rescale) · g, one float operation at a time as the scalar
+                // expression rounds (separate multiplies and add, no fused multiply-add), but vectorised.
+                TensorPrimitives.Multiply(g, factor, blended);
+                TensorPrimitives.Multiply(blended, rescale, blended);
+                TensorPrimitives.Multiply(g, 1 - rescale, g);
+                TensorPrimitives.Add(blended, g, g);
             }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scratch);
         }
     }
 

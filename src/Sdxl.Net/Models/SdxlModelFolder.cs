@@ -70,6 +70,41 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
     public int UNetInChannels { get; private set; } = 4;
 
+    /// <summary>The components whose sessions are open now, in folder order (all of them unless per-phase loading).</summary>
+    public IReadOnlyList<string> LoadedComponents
+    {
+        get
+        {
+            var loaded = new List<string>();
+            if (TextEncoder?.IsLoaded == true)
+            {
+                loaded.Add("text_encoder");
+            }
+
+            if (TextEncoder2.IsLoaded)
+            {
+                loaded.Add("text_encoder_2");
+            }
+
+            if (UNet.IsLoaded)
+            {
+                loaded.Add("unet");
+            }
+
+            if (VaeDecoder.IsLoaded)
+            {
+                loaded.Add("vae_decoder");
+            }
+
+            if (VaeEncoder?.IsLoaded == true)
+            {
+                loaded.Add("vae_encoder");
+            }
+
+            return loaded;
+        }
+    }
+
     public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -143,22 +178,25 @@ internal sealed class SdxlModelFolder : IDisposable
         PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
         DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
 
+        // Per-phase loading: every session is still opened here, its signature read and checked, then closed.
+        var residency = options.MemoryMode == MemoryMode.LoadPerPhase ? new SessionResidency() : null;
+
         // A base folder names text_encoder in model_index.json and has tokenizer/; either one means the first encoder
         // is required, so its absence is reported as a missing file rather than as a base/refiner width mismatch.
         bool hasTextEncoder1 = System.IO.Directory.Exists(Sub("text_encoder")) || System.IO.Directory.Exists(Sub("tokenizer")) || index.HasComponent("text_encoder");
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
-            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false));
+            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
         }
 
         Tokenizer2 = LoadTokenizer("tokenizer_2");
-        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true));
-        UNet = Own(new UNetModel(ModelFile("unet"), options));
-        VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options));
+        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
+        UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
-            VaeEncoder = Own(new VaeEncoderModel(ModelFile("vae_encoder"), options));
+            VaeEncoder = Own(new VaeEncoderModel(ModelFile("vae_encoder"), options, residency));
         }
 
         CheckComponentsFit(unetConfig);

@@ -14,9 +14,9 @@ internal sealed class TextEncoderModel : IDisposable
     private readonly TensorSpec _ids;
     private readonly string[] _outputNames;
 
-    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled)
+    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled, SessionResidency? residency = null)
     {
-        _model = new OnnxModel(component, path, options);
+        _model = new OnnxModel(component, path, options, residency);
         try
         {
             _ids = _model.RequireInput("input_ids", TensorElementType.Int64, TensorElementType.Int32);
@@ -74,6 +74,9 @@ internal sealed class TextEncoderModel : IDisposable
     public int PooledSize { get; }
 
     public string Signature => _model.Signature;
+
+    /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
+    public bool IsLoaded => _model.IsLoaded;
 
     public TensorElementType FloatType => _model.Outputs[_outputNames[0]].ElementType;
 

@@ -20,10 +20,14 @@ internal sealed class UNetModel : IDisposable
     private readonly TensorSpec _timeIds;
     private readonly string[] _inputNames = ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"];
     private readonly string[] _outputNames;
+    private readonly bool _cudaGraph;
+    private readonly object _cacheGate = new();
+    private readonly Dictionary<UNetShape, UNetBinding> _graphBindings = [];
+    private readonly HashSet<UNetShape> _graphBindingsInUse = [];
 
-    public UNetModel(string path, ExecutionProviderOptions options)
+    public UNetModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null)
     {
-        _model = new OnnxModel("unet", path, options);
+        _model = new OnnxModel("unet", path, options, residency);
         try
         {
             _sample = _model.RequireInput("sample", Floats);
@@ -55,6 +59,7 @@ internal sealed class UNetModel : IDisposable
                 : _model.Outputs.Count == 1 ? _model.Outputs.Keys.First()
                 : throw Mismatch("no output 'out_sample'");
             _outputNames = [output];
+            _cudaGraph = SessionFactory.UsesCudaGraph("unet", _model.Provider, options);
         }
         catch
         {
@@ -65,9 +70,55 @@ internal sealed class UNetModel : IDisposable
 
     public string Signature => _model.Signature;
 
+    /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
+    public bool IsLoaded => _model.IsLoaded;
+
     public TensorSpec SampleSpec => _sample;
 
     public TensorSpec TimestepSpec => _timestep;
+
+    public TensorSpec HiddenSpec => _hidden;
+
+    public TensorSpec TextEmbedsSpec => _textEmbeds;
+
+    public TensorSpec TimeIdsSpec => _timeIds;
+
+    public string OutputName => _outputNames[0];
+
+    public TensorSpec OutputSpec => _model.Outputs[_outputNames[0]];
+
+    /// <summary>Whether the UNet session runs on a GPU provider with CUDA graph capture.</summary>
+    public bool UsesCudaGraph => _cudaGraph;
+
+    /// <summary>
+    /// Creates the I/O binding for one denoising run of <paramref name="shape"/>. With CUDA graphs the binding (and
+    /// its device buffers, which the captured graph refers to) is kept per shape and handed out to one run at a time.
+    /// </summary>
+    public UNetBinding CreateBinding(UNetShape shape)
+    {
+        if (!_cudaGraph)
+        {
+            return new UNetBinding(_model, this, shape, BindingPlacement.Host, graphId: 0, returnToCache: null);
+        }
+
+        lock (_cacheGate)
+        {
+            // A captured graph replays fixed addresses: concurrent runs of one shape wait for each other.
+            while (_graphBindingsInUse.Contains(shape))
+            {
+                Monitor.Wait(_cacheGate);
+            }
+
+            if (!_graphBindings.TryGetValue(shape, out var binding))
+            {
+                binding = new UNetBinding(_model, this, shape, BindingPlacement.Device, graphId: _graphBindings.Count + 1, ReturnBinding);
+                _graphBindings.Add(shape, binding);
+            }
+
+            _graphBindingsInUse.Add(shape);
+            return binding;
+        }
+    }
 
     /// <summary>Latent channels the model takes (4, or 9 for inpainting UNets); -1 when dynamic.</summary>
     public int InChannels => _sample.Dimensions[1];
@@ -83,7 +134,10 @@ internal sealed class UNetModel : IDisposable
 
     public TensorElementType FloatType => _sample.ElementType;
 
-    /// <summary>Runs one UNet evaluation over the whole (CFG) batch and writes the prediction into <paramref name="output"/>.</summary>
+    /// <summary>
+    /// Runs one UNet evaluation over the whole (CFG) batch and writes the prediction into <paramref name="output"/>,
+    /// creating every tensor for this call (the reference for <see cref="UNetBinding"/>, which the denoising loop uses).
+    /// </summary>
     public void Run(
         ReadOnlySpan<float> sample, long[] sampleShape,
         float timestep,
@@ -102,7 +156,29 @@ internal sealed class UNetModel : IDisposable
         OnnxModel.ReadFloat(outputs.First(), output);
     }
 
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        lock (_cacheGate)
+        {
+            foreach (var binding in _graphBindings.Values)
+            {
+                binding.Release();
+            }
+
+            _graphBindings.Clear();
+        }
+
+        _model.Dispose();
+    }
+
+    private void ReturnBinding(UNetBinding binding)
+    {
+        lock (_cacheGate)
+        {
+            _graphBindingsInUse.Remove(binding.Shape);
+            Monitor.PulseAll(_cacheGate);
+        }
+    }
 
     private void CheckRank(TensorSpec spec, int rank)
     {

@@ -11,9 +11,9 @@ internal sealed class VaeDecoderModel : IDisposable
     private readonly TensorSpec _input;
     private readonly string[] _outputNames;
 
-    public VaeDecoderModel(string path, ExecutionProviderOptions options)
+    public VaeDecoderModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null)
     {
-        _model = new OnnxModel("vae_decoder", path, options);
+        _model = new OnnxModel("vae_decoder", path, options, residency);
         try
         {
             _input = _model.RequireInput("latent_sample", TensorElementType.Float, TensorElementType.Float16);
@@ -37,12 +37,31 @@ internal sealed class VaeDecoderModel : IDisposable
 
     public string Signature => _model.Signature;
 
+    /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
+    public bool IsLoaded => _model.IsLoaded;
+
     /// <summary>Decodes one batch of latents (already divided by the scaling factor) into <paramref name="output"/> (values ≈ [-1, 1]).</summary>
     public void Decode(ReadOnlySpan<float> latents, long[] shape, Span<float> output, RunOptions? runOptions)
     {
         using var input = OnnxModel.CreateFloatTensor(_input, latents, shape);
         using var outputs = _model.Run(["latent_sample"], [input], _outputNames, runOptions);
         OnnxModel.ReadFloat(outputs.First(), output);
+    }
+
+    /// <summary>
+    /// Decodes one image's latents [1, C, h, w], in tiles when <paramref name="tiling"/> asks for it and the latents
+    /// exceed one tile, else whole. Returns the number of decoder runs.
+    /// </summary>
+    public int Decode(ReadOnlySpan<float> latents, long[] shape, int vaeScale, Span<float> output, TiledVaeOptions? tiling, RunOptions? runOptions)
+    {
+        int channels = (int)shape[1], h = (int)shape[2], w = (int)shape[3];
+        if (shape[0] != 1 || !TiledVaeDecoder.ShouldTile(tiling, h, w))
+        {
+            Decode(latents, shape, output, runOptions);
+            return 1;
+        }
+
+        return TiledVaeDecoder.Decode(this, latents, channels, h, w, vaeScale, tiling!, output, runOptions);
     }
 
     public void Dispose() => _model.Dispose();
@@ -58,9 +77,9 @@ internal sealed class VaeEncoderModel : IDisposable
     private readonly TensorSpec _input;
     private readonly string[] _outputNames;
 
-    public VaeEncoderModel(string path, ExecutionProviderOptions options)
+    public VaeEncoderModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null)
     {
-        _model = new OnnxModel("vae_encoder", path, options);
+        _model = new OnnxModel("vae_encoder", path, options, residency);
         try
         {
             _input = _model.RequireInput("sample", TensorElementType.Float, TensorElementType.Float16);
@@ -89,6 +108,9 @@ internal sealed class VaeEncoderModel : IDisposable
     public bool OutputsParameters { get; }
 
     public string Signature => _model.Signature;
+
+    /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
+    public bool IsLoaded => _model.IsLoaded;
 
     /// <summary>Encodes images in [-1, 1]; returns the raw output and its shape.</summary>
     public (float[] Output, long[] Shape) Encode(ReadOnlySpan<float> images, long[] shape, RunOptions? runOptions)

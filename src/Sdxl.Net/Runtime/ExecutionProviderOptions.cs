@@ -50,6 +50,22 @@ public sealed record ExecutionProviderOptions
     public string? TensorRTTimingCachePath { get; init; }
 
     /// <summary>
+    /// CUDA / TensorRT: capture the UNet's kernels in a CUDA graph on its first runs and replay it on later steps,
+    /// removing per-kernel launch overhead (most useful for small batches and sizes, where launches dominate).
+    /// </summary>
+    /// <remarks>
+    /// Constraints (ONNX Runtime's): every UNet node must run on the GPU provider (no CPU fallback nodes); the input
+    /// shapes of a captured graph never change, so each distinct (batch, size, guidance on/off) combination is its
+    /// own graph, captured on first use and kept for the pipeline's lifetime (GPU memory for each); inputs and outputs
+    /// live in device buffers the pipeline keeps per shape, so generations of the same shape run one at a time. Only
+    /// the UNet uses a graph. Untested on hardware in this repository's CI: check with the gpu-check script first.
+    /// </remarks>
+    public bool EnableCudaGraph { get; init; }
+
+    /// <summary>Whether all sessions stay loaded, or each phase loads its own and releases the others.</summary>
+    public MemoryMode MemoryMode { get; init; } = MemoryMode.KeepLoaded;
+
+    /// <summary>
     /// Providers to try, in order, when <see cref="Kind"/> cannot be initialised (for example CUDA libraries missing).
     /// Empty means: fail with a clear error instead of silently running elsewhere.
     /// </summary>

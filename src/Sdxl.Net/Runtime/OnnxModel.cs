@@ -40,21 +40,64 @@ internal sealed record TensorSpec(string Name, TensorElementType ElementType, in
 /// </remarks>
 internal sealed class OnnxModel : IDisposable
 {
-    private readonly InferenceSession _session;
+    private readonly ExecutionProviderOptions _options;
+    private readonly SessionResidency? _residency;
+    private readonly object _gate;
+    private InferenceSession? _session;
+    private int _leases;
+    private bool _disposed;
 
-    public OnnxModel(string component, string path, ExecutionProviderOptions options)
+    /// <summary>Opens the model and reads its signature.</summary>
+    /// <param name="component">The component's folder name.</param>
+    /// <param name="path">The model file.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="residency">
+    /// With <see cref="MemoryMode.LoadPerPhase"/>: the folder's residency; the session is closed right after its
+    /// signature is read and reopened by the first run of its phase.
+    /// </param>
+    public OnnxModel(string component, string path, ExecutionProviderOptions options, SessionResidency? residency = null)
     {
         Component = component;
         Path = path;
-        _session = SessionFactory.Create(path, component, options);
+        _options = options;
+        _residency = residency;
+        _gate = residency?.Gate ?? new object();
+        _session = SessionFactory.Create(path, component, options, out var provider);
+        Provider = provider;
         Inputs = ReadSpecs(_session.InputMetadata);
         Outputs = ReadSpecs(_session.OutputMetadata);
+        if (residency is not null)
+        {
+            residency.Register(this);
+            lock (_gate)
+            {
+                ReleaseIfIdle();
+            }
+        }
     }
 
     /// <summary>The component's name as the folder names it (e.g. <c>unet</c>), used in error messages.</summary>
     public string Component { get; }
 
     public string Path { get; }
+
+    /// <summary>The provider the session actually runs on (the requested one, or a configured fallback).</summary>
+    public ExecutionProviderKind Provider { get; }
+
+    /// <summary>The execution provider options the session was created with.</summary>
+    public ExecutionProviderOptions Options => _options;
+
+    /// <summary>Whether a session is currently open (always, except between phases with <see cref="MemoryMode.LoadPerPhase"/>).</summary>
+    public bool IsLoaded
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _session is not null;
+            }
+        }
+    }
 
     public IReadOnlyDictionary<string, TensorSpec> Inputs { get; }
 
@@ -67,6 +110,32 @@ internal sealed class OnnxModel : IDisposable
 
     public TensorSpec RequireOutput(string name, params TensorElementType[] allowed) => Require(Outputs, "output", name, allowed);
 
+    /// <summary>
+    /// Takes the session for a series of runs (opening it first when its phase is not resident); the session stays
+    /// open until the lease is disposed.
+    /// </summary>
+    public SessionLease Acquire()
+    {
+        if (_residency is null)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return new SessionLease(this, _session!, counted: false);
+        }
+
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_session is null)
+            {
+                _residency.ReleaseOtherPhases(this);
+                _session = SessionFactory.Create(Path, Component, _options, out _);
+            }
+
+            _leases++;
+            return new SessionLease(this, _session, counted: true);
+        }
+    }
+
     /// <summary>Runs the model; the caller disposes the returned values.</summary>
     public IDisposableReadOnlyCollection<OrtValue> Run(
         IReadOnlyCollection<string> inputNames,
@@ -74,15 +143,17 @@ internal sealed class OnnxModel : IDisposable
         IReadOnlyCollection<string> outputNames,
         RunOptions? runOptions)
     {
+        using var lease = Acquire();
+        long start = OnnxRunTimer.Start();
         try
         {
             if (runOptions is null)
             {
                 using var ro = new RunOptions();
-                return _session.Run(ro, inputNames, inputs, outputNames);
+                return lease.Session.Run(ro, inputNames, inputs, outputNames);
             }
 
-            return _session.Run(runOptions, inputNames, inputs, outputNames);
+            return lease.Session.Run(runOptions, inputNames, inputs, outputNames);
         }
         catch (OnnxRuntimeException e) when (runOptions?.Terminate == true)
         {
@@ -92,9 +163,61 @@ internal sealed class OnnxModel : IDisposable
         {
             throw new SdxlModelException($"{Component}: ONNX Runtime failed to run the model: {SessionFactory.FirstLine(e.Message)}", e);
         }
+        finally
+        {
+            OnnxRunTimer.Stop(Component, start);
+        }
     }
 
-    public void Dispose() => _session.Dispose();
+    /// <summary>Runs the model on the values bound to <paramref name="binding"/> (outputs are written in place).</summary>
+    public void RunWithBinding(InferenceSession session, OrtIoBinding binding, RunOptions runOptions)
+    {
+        long start = OnnxRunTimer.Start();
+        try
+        {
+            session.RunWithBinding(runOptions, binding);
+        }
+        catch (OnnxRuntimeException e) when (runOptions.Terminate)
+        {
+            throw new OperationCanceledException($"{Component}: the run was cancelled.", e);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new SdxlModelException($"{Component}: ONNX Runtime failed to run the model: {SessionFactory.FirstLine(e.Message)}", e);
+        }
+        finally
+        {
+            OnnxRunTimer.Stop(Component, start);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _session?.Dispose();
+            _session = null;
+        }
+    }
+
+    /// <summary>Closes the session when no lease holds it (per-phase mode only). Called under the residency gate.</summary>
+    internal void ReleaseIfIdle()
+    {
+        if (_residency is not null && _leases == 0 && _session is not null)
+        {
+            _session.Dispose();
+            _session = null;
+        }
+    }
+
+    private void ReturnLease()
+    {
+        lock (_gate)
+        {
+            _leases--;
+        }
+    }
 
     /// <summary>Creates a tensor of the declared floating-point type from float32 data.</summary>
     public static OrtValue CreateFloatTensor(TensorSpec spec, ReadOnlySpan<float> data, long[] shape)
@@ -251,5 +374,29 @@ internal sealed class OnnxModel : IDisposable
         }
 
         return specs;
+    }
+
+    /// <summary>The right to use a model's session until disposed.</summary>
+    internal readonly struct SessionLease : IDisposable
+    {
+        private readonly OnnxModel _owner;
+        private readonly bool _counted;
+
+        internal SessionLease(OnnxModel owner, InferenceSession session, bool counted)
+        {
+            _owner = owner;
+            Session = session;
+            _counted = counted;
+        }
+
+        public InferenceSession Session { get; }
+
+        public void Dispose()
+        {
+            if (_counted)
+            {
+                _owner.ReturnLease();
+            }
+        }
     }
 }

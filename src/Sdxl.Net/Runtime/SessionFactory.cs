@@ -5,7 +5,12 @@ namespace Sdxl.Net.Runtime;
 /// <summary>Creates ONNX Runtime sessions for the configured execution provider, with clear errors.</summary>
 internal static class SessionFactory
 {
-    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options)
+    /// <summary>Creates the session on the first provider of <c>[Kind, ..Fallbacks]</c> that initialises.</summary>
+    /// <param name="modelPath">The model file.</param>
+    /// <param name="component">The component name (CUDA graphs are enabled for the <c>unet</c> only).</param>
+    /// <param name="options">The provider options.</param>
+    /// <param name="provider">The provider the session was created with.</param>
+    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider)
     {
         if (!File.Exists(modelPath))
         {
@@ -27,7 +32,7 @@ internal static class SessionFactory
             SessionOptions? sessionOptions = null;
             try
             {
-                sessionOptions = CreateOptions(kind, options);
+                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options));
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
@@ -38,7 +43,9 @@ internal static class SessionFactory
 
             try
             {
-                return new InferenceSession(modelPath, sessionOptions);
+                var session = new InferenceSession(modelPath, sessionOptions);
+                provider = kind;
+                return session;
             }
             catch (OnnxRuntimeException e) when (kind != ExecutionProviderKind.Cpu && IsProviderLoadFailure(e))
             {
@@ -57,7 +64,15 @@ internal static class SessionFactory
         throw providerFailure ?? new SdxlModelException($"{component}: no execution provider could be initialised.");
     }
 
-    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options)
+    /// <summary>
+    /// Whether the session captures a CUDA graph: asked for, on a GPU provider, and only for the UNet, the one model
+    /// run many times with the same shapes through an I/O binding at fixed device addresses (a graph replays the
+    /// addresses it captured, so models fed by plain <c>Run</c> calls would read stale inputs).
+    /// </summary>
+    public static bool UsesCudaGraph(string component, ExecutionProviderKind kind, ExecutionProviderOptions options) =>
+        options.EnableCudaGraph && component == "unet" && kind is ExecutionProviderKind.Cuda or ExecutionProviderKind.TensorRT;
+
+    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph)
     {
         var so = new SessionOptions
         {
@@ -75,7 +90,7 @@ internal static class SessionFactory
             switch (kind)
             {
                 case ExecutionProviderKind.Cuda:
-                    AppendCuda(so, options);
+                    AppendCuda(so, options, cudaGraph);
                     break;
                 case ExecutionProviderKind.TensorRT:
                     using (var trt = new OrtTensorRTProviderOptions())
@@ -85,6 +100,11 @@ internal static class SessionFactory
                             ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
                             ["trt_fp16_enable"] = options.TensorRTFp16 ? "1" : "0",
                         };
+                        if (cudaGraph)
+                        {
+                            settings["trt_cuda_graph_enable"] = "1";
+                        }
+
                         if (options.TensorRTEngineCachePath is { } cache)
                         {
                             settings["trt_engine_cache_enable"] = "1";
@@ -102,7 +122,7 @@ internal static class SessionFactory
                     }
 
                     // Nodes TensorRT cannot take run on CUDA.
-                    AppendCuda(so, options);
+                    AppendCuda(so, options, cudaGraph: false);
                     break;
             }
         }
@@ -115,7 +135,7 @@ internal static class SessionFactory
         return so;
     }
 
-    private static void AppendCuda(SessionOptions so, ExecutionProviderOptions options)
+    private static void AppendCuda(SessionOptions so, ExecutionProviderOptions options, bool cudaGraph)
     {
         using var cuda = new OrtCUDAProviderOptions();
         var settings = new Dictionary<string, string>
@@ -127,6 +147,11 @@ internal static class SessionFactory
         if (options.GpuMemoryLimitBytes > 0)
         {
             settings["gpu_mem_limit"] = options.GpuMemoryLimitBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (cudaGraph)
+        {
+            settings["enable_cuda_graph"] = "1";
         }
 
         cuda.UpdateOptions(settings);

@@ -1,0 +1,18 @@
+using BenchmarkDotNet.Running;
+using Sdxl.Net.Benchmarks;
+
+// overhead / soak / gpu-check are plain commands; anything else goes to BenchmarkDotNet
+// (e.g. `-- --filter *Guidance*`, `-- --list flat`).
+return args.FirstOrDefault() switch
+{
+    "overhead" => await OverheadCommand.RunAsync(CommandOptions.Parse(args[1..])),
+    "soak" => await SoakCommand.RunAsync(CommandOptions.Parse(args[1..])),
+    "gpu-check" => await GpuCheckCommand.RunAsync(CommandOptions.Parse(args[1..])),
+    _ => RunBenchmarks(args),
+};
+
+static int RunBenchmarks(string[] args)
+{
+    BenchmarkSwitcher.FromAssembly(typeof(GuidanceBenchmarks).Assembly).Run(args);
+    return 0;
+}
