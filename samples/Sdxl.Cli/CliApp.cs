@@ -15,7 +15,7 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -191,6 +191,7 @@ internal static class CliApp
                     [--timestep-spacing leading|trailing|linspace] [--karras]
                     [--batch N] [--seed S] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
+                    [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)

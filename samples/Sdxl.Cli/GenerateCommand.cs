@@ -167,6 +167,14 @@ internal static class GenerateCommand
         }
 
         bool karras = options.Flag("karras");
+        var memoryMode = options.Optional("memory-mode") switch
+        {
+            null or "keep" => MemoryMode.KeepLoaded,
+            "per-phase" => MemoryMode.LoadPerPhase,
+            var other => throw new UsageException($"--memory-mode must be keep or per-phase; got '{other}'"),
+        };
+        bool vaeTiling = options.Flag("vae-tiling");
+        bool cudaGraph = options.Flag("cuda-graph");
         if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
             && Sdxl.Net.Schedulers.SchedulerCatalog.Default.Names.Contains(scheduler + "-karras", StringComparer.OrdinalIgnoreCase))
         {
@@ -198,7 +206,19 @@ internal static class GenerateCommand
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
 
-        var builder = SdxlPipeline.CreateBuilder().WithModel(model).UseExecutionProvider(provider);
+        if (cudaGraph && provider.Kind == ExecutionProviderKind.Cpu)
+        {
+            throw new UsageException("--cuda-graph needs --device cuda[:N] or tensorrt[:N]");
+        }
+
+        var builder = SdxlPipeline.CreateBuilder().WithModel(model)
+            .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph })
+            .WithMemoryMode(memoryMode);
+        if (vaeTiling)
+        {
+            builder.WithTiledVae();
+        }
+
         if (scheduler is not null)
         {
             builder.WithScheduler(scheduler);

@@ -29,6 +29,15 @@ public sealed class SdxlOptions
     /// <summary>TensorRT engine cache folder.</summary>
     public string? TensorRTEngineCachePath { get; set; }
 
+    /// <summary>Keep every session loaded (fastest) or load them per phase (smallest peak memory).</summary>
+    public MemoryMode MemoryMode { get; set; } = MemoryMode.KeepLoaded;
+
+    /// <summary>Decode large images in overlapping VAE tiles.</summary>
+    public bool TiledVae { get; set; }
+
+    /// <summary>Capture the UNet in a CUDA graph (CUDA/TensorRT, fixed shapes).</summary>
+    public bool EnableCudaGraph { get; set; }
+
     /// <summary>Returns every problem with these options (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -59,11 +68,20 @@ public sealed class SdxlOptions
 
         try
         {
-            ExecutionProviderOptions.Parse(Device ?? string.Empty);
+            var device = ExecutionProviderOptions.Parse(Device ?? string.Empty);
+            if (EnableCudaGraph && device.Kind == ExecutionProviderKind.Cpu)
+            {
+                errors.Add("Sdxl:EnableCudaGraph needs a cuda or tensorrt Device.");
+            }
         }
         catch (FormatException e)
         {
             errors.Add($"Sdxl:Device: {e.Message}");
+        }
+
+        if (EnableCudaGraph && MemoryMode == MemoryMode.LoadPerPhase)
+        {
+            errors.Add("Sdxl:EnableCudaGraph cannot be combined with MemoryMode LoadPerPhase.");
         }
 
         return errors;
@@ -81,8 +99,13 @@ public sealed class SdxlOptions
         {
             IntraOpThreads = IntraOpThreads,
             TensorRTEngineCachePath = TensorRTEngineCachePath,
+            EnableCudaGraph = EnableCudaGraph,
         };
-        builder.WithModel(ModelPath!).UseExecutionProvider(provider);
+        builder.WithModel(ModelPath!).UseExecutionProvider(provider).WithMemoryMode(MemoryMode);
+        if (TiledVae)
+        {
+            builder.WithTiledVae();
+        }
         if (RefinerPath is not null)
         {
             builder.WithRefiner(RefinerPath, new RefinerOptions { HighNoiseFraction = HighNoiseFraction });

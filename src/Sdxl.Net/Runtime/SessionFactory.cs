@@ -95,29 +95,7 @@ internal static class SessionFactory
                 case ExecutionProviderKind.TensorRT:
                     using (var trt = new OrtTensorRTProviderOptions())
                     {
-                        var settings = new Dictionary<string, string>
-                        {
-                            ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                            ["trt_fp16_enable"] = options.TensorRTFp16 ? "1" : "0",
-                        };
-                        if (cudaGraph)
-                        {
-                            settings["trt_cuda_graph_enable"] = "1";
-                        }
-
-                        if (options.TensorRTEngineCachePath is { } cache)
-                        {
-                            settings["trt_engine_cache_enable"] = "1";
-                            settings["trt_engine_cache_path"] = cache;
-                        }
-
-                        if (options.TensorRTTimingCachePath is { } timing)
-                        {
-                            settings["trt_timing_cache_enable"] = "1";
-                            settings["trt_timing_cache_path"] = timing;
-                        }
-
-                        trt.UpdateOptions(settings);
+                        trt.UpdateOptions(TensorRTSettings(options, cudaGraph));
                         so.AppendExecutionProvider_Tensorrt(trt);
                     }
 
@@ -138,6 +116,13 @@ internal static class SessionFactory
     private static void AppendCuda(SessionOptions so, ExecutionProviderOptions options, bool cudaGraph)
     {
         using var cuda = new OrtCUDAProviderOptions();
+        cuda.UpdateOptions(CudaSettings(options, cudaGraph));
+        so.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    /// <summary>The CUDA provider's option strings for <paramref name="options"/>.</summary>
+    internal static Dictionary<string, string> CudaSettings(ExecutionProviderOptions options, bool cudaGraph)
+    {
         var settings = new Dictionary<string, string>
         {
             ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -154,8 +139,35 @@ internal static class SessionFactory
             settings["enable_cuda_graph"] = "1";
         }
 
-        cuda.UpdateOptions(settings);
-        so.AppendExecutionProvider_CUDA(cuda);
+        return settings;
+    }
+
+    /// <summary>The TensorRT provider's option strings for <paramref name="options"/>.</summary>
+    internal static Dictionary<string, string> TensorRTSettings(ExecutionProviderOptions options, bool cudaGraph)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["trt_fp16_enable"] = options.TensorRTFp16 ? "1" : "0",
+        };
+        if (cudaGraph)
+        {
+            settings["trt_cuda_graph_enable"] = "1";
+        }
+
+        if (options.TensorRTEngineCachePath is { } cache)
+        {
+            settings["trt_engine_cache_enable"] = "1";
+            settings["trt_engine_cache_path"] = cache;
+        }
+
+        if (options.TensorRTTimingCachePath is { } timing)
+        {
+            settings["trt_timing_cache_enable"] = "1";
+            settings["trt_timing_cache_path"] = timing;
+        }
+
+        return settings;
     }
 
     private static bool IsProviderLoadFailure(OnnxRuntimeException e) =>

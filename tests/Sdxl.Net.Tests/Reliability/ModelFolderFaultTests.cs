@@ -99,7 +99,7 @@ public sealed class ModelFolderFaultTests
     {
         using var model = Faults.CopyModel(new SyntheticModelOptions { Refiner = true });
         File.Copy(Path.Combine(SyntheticModels.Get(), "unet", "model.onnx"), model["unet/model.onnx"], overwrite: true);
-        var e = Assert.Throws<SdxlModelException>(() => Sdxl.Net.Models.SdxlModelFolder.Open(model.Path, Runtime.ExecutionProviderOptions.Cpu).Dispose());
+        var e = Assert.Throws<SdxlModelException>(() => Sdxl.Net.Models.SdxlModelFolder.Open(model.Path, Sdxl.Net.Runtime.ExecutionProviderOptions.Cpu).Dispose());
         Assert.Contains("text_encoder_2 (64) must equal the UNet's encoder_hidden_states width 96", e.Message);
     }
 
