@@ -31,7 +31,7 @@ internal static class DemoCommand
                 .UseCpu()
                 .AddSink(new PngFileSink(output))
                 .Build();
-            var result = await pipeline.GenerateAsync(new GenerationRequest
+            var request = new GenerationRequest
             {
                 Prompt = "a photo of an astronaut riding a horse on mars",
                 NegativePrompt = "blurry, low quality",
@@ -40,7 +40,8 @@ internal static class DemoCommand
                 Steps = steps,
                 GuidanceScale = 5,
                 Seed = seed,
-            }, new ConsoleProgress(stderr, verbose: false), ct).ConfigureAwait(false);
+            };
+            var result = await ProgressDisplay.RunAsync(stderr, verbose: false, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
             stdout.WriteLine($"Wrote {output} ({result.Images[0].Width}x{result.Images[0].Height}, {steps} steps, {result.Scheduler}, seed {seed}) in {result.Elapsed.TotalSeconds:0.00} s.");
             stdout.WriteLine("The picture is noise: the demo model has random weights. Point `sdxl generate --model DIR` at a real SDXL ONNX export (see docs/models.md) for real images.");
             return CliApp.Ok;

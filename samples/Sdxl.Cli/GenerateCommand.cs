@@ -248,14 +248,13 @@ internal static class GenerateCommand
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build();
-        var progress = new ConsoleProgress(stderr, verbose);
-        var result = await pipeline.GenerateAsync(request, progress, ct).ConfigureAwait(false);
+        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             stderr.WriteLine($"sdxl: warning: {warning}");
         }
 
-        progress.Finish();
+        stderr.Flush();
         var files = extension == ".npy" ? [output] : result.Images.Select(i => PngFileSink.PathFor(output, i.Index, result.Images.Count)).ToArray();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
