@@ -189,7 +189,7 @@ internal static class CliApp
                     [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
                     [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
                     [--timestep-spacing leading|trailing|linspace] [--karras]
-                    [--batch N] [--seed S] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
+                    [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]

@@ -160,6 +160,24 @@ internal static class GenerateCommand
         };
         var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
+        long[]? seedList = null;
+        if (options.Optional("seeds") is { } seedsText)
+        {
+            if (seed is not null)
+            {
+                throw new UsageException("give either --seed (one generator for the batch) or --seeds (one per image), not both");
+            }
+
+            var parts = seedsText.Split(',', StringSplitOptions.TrimEntries);
+            seedList = new long[parts.Length];
+            for (int i = 0; i < parts.Length; i++)
+            {
+                if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out seedList[i]))
+                {
+                    throw new UsageException($"--seeds must be non-negative integers separated by commas, one per image; got '{seedsText}'");
+                }
+            }
+        }
         var spacing = options.Optional("timestep-spacing");
         if (spacing is not null and not ("leading" or "trailing" or "linspace"))
         {
@@ -193,8 +211,8 @@ internal static class GenerateCommand
             GuidanceScale = (float)guidance,
             GuidanceRescale = (float)(options.Double("guidance-rescale", 0, 1) ?? fromImage?.GuidanceRescale ?? 0),
             BatchSize = batch,
-            Seed = seed ?? fromImage?.Seed,
-            Seeds = seed is null ? fromImage?.Seeds : null,
+            Seed = seedList is null ? seed ?? fromImage?.Seed : null,
+            Seeds = seedList ?? (seed is null ? fromImage?.Seeds : null),
             InitialLatents = latents,
             Conditioning = conditioning,
             HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,

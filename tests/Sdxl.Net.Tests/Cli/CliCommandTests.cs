@@ -120,3 +120,30 @@ public sealed class CliCommandTests
         Assert.Contains("generate", output);
     }
 }
+
+public sealed class CliSeedsTests
+{
+    [Fact]
+    public async Task Seeds_give_each_image_its_own_generator()
+    {
+        var model = SyntheticModels.Get();
+        var dir = Directory.CreateTempSubdirectory("sdxl-cli-seeds-").FullName;
+        try
+        {
+            string[] common = ["generate", "--model", model, "--prompt", "a tree", "--width", "64", "--height", "64", "--steps", "2", "--guidance", "5"];
+            var err = new StringWriter();
+            Assert.Equal(0, await CliApp.RunAsync([.. common, "--batch", "2", "--seeds", "3,4", "--output", Path.Combine(dir, "b.npy")], new StringWriter(), err));
+            Assert.Equal(0, await CliApp.RunAsync([.. common, "--seed", "4", "--output", Path.Combine(dir, "s.npy")], new StringWriter(), err));
+            var batch = Sdxl.Net.Imaging.NpyFile.Read(Path.Combine(dir, "b.npy")).Data;
+            var single = Sdxl.Net.Imaging.NpyFile.Read(Path.Combine(dir, "s.npy")).Data;
+            Assert.Equal(single, batch.AsSpan(single.Length).ToArray());
+            Assert.Equal(2, await CliApp.RunAsync([.. common, "--batch", "2", "--seeds", "3", "--output", Path.Combine(dir, "x.npy")], new StringWriter(), err));
+            Assert.Equal(2, await CliApp.RunAsync([.. common, "--seed", "1", "--seeds", "3", "--output", Path.Combine(dir, "x.npy")], new StringWriter(), err));
+            Assert.False(File.Exists(Path.Combine(dir, "x.npy")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
