@@ -329,7 +329,7 @@ public sealed class SdxlPipeline : IDisposable
                 // repeat for the batch, then add_noise(init, randn, timesteps[0]).
                 progress?.Report(new GenerationProgress(GenerationPhase.EncodingImage, 0, 0, watch.Elapsed, null));
                 var pixels = ImageInput.ToTensor(r.Image!, width, height, r.ResizeMode);
-                var init = EncodeImage(pixels, width, height, batch, random, runOptions);
+                var init = EncodeImage(pixels, width, height, batch, random, perImageSamples: true, runOptions);
                 var noise = new float[latentCount];
                 random.NextNormal(noise);
                 run.AddNoise(init, noise, timesteps[0], latents);
@@ -389,7 +389,10 @@ public sealed class SdxlPipeline : IDisposable
     /// A <c>latent_parameters</c> output is sampled on the host (mean + exp(logvar / 2) · randn, one draw of [1, 4, h, w]
     /// per generator, as diffusers' DiagonalGaussianDistribution).
     /// </summary>
-    private float[] EncodeImage(float[] pixels, int width, int height, int batch, IRandomSource random, RunOptions runOptions)
+    // perImageSamples, with per-image generators: whether each image draws its own posterior sample (diffusers' img2img
+    // repeats the image first and encodes each row with its generator) or only the first generator draws one sample for
+    // the single image that is then repeated (the inpainting pipeline encodes the unrepeated image).
+    private float[] EncodeImage(float[] pixels, int width, int height, int batch, IRandomSource random, bool perImageSamples, RunOptions runOptions)
     {
         var encoder = _model.VaeEncoder
             ?? throw new InvalidOperationException($"The model folder '{_model.Directory}' has no vae_encoder/model.onnx, which image-to-image and inpainting need.");
@@ -421,10 +424,12 @@ public sealed class SdxlPipeline : IDisposable
             TensorPrimitives.Multiply(std, 0.5f, std);
             TensorPrimitives.Exp(std, std);
 
-            // One generator: one draw for the single encoded image, then repeated. Per-image generators: one draw each.
-            int draws = random is PerImageRandomSource ? batch : 1;
+            // One generator: one draw for the single encoded image, then repeated. Per-image generators: one draw each
+            // (img2img), or one draw from the first generator only (inpainting).
+            var perImage = random as PerImageRandomSource;
+            int draws = perImage is not null && perImageSamples ? batch : 1;
             var noise = new float[per * draws];
-            random.NextNormal(noise);
+            (perImage is not null && !perImageSamples ? perImage[0] : random).NextNormal(noise);
             for (int b = 0; b < batch; b++)
             {
                 var dest = result.AsSpan(b * per, per);
@@ -447,7 +452,7 @@ public sealed class SdxlPipeline : IDisposable
         var mask = ImageInput.ToMask(r.Mask!, width, height, r.ResizeMode);
 
         // diffusers' draw order: image latents (4-channel UNets, or when re-noising), noise, masked-image latents.
-        float[]? imageLatents = !nine || !strengthMax ? EncodeImage(pixels, width, height, batch, random, runOptions) : null;
+        float[]? imageLatents = !nine || !strengthMax ? EncodeImage(pixels, width, height, batch, random, perImageSamples: false, runOptions) : null;
         var noise = new float[latents.Length];
         random.NextNormal(noise);
         if (strengthMax)
@@ -473,7 +478,7 @@ public sealed class SdxlPipeline : IDisposable
             }
         }
 
-        var maskedLatents = EncodeImage(masked, width, height, batch, random, runOptions);
+        var maskedLatents = EncodeImage(masked, width, height, batch, random, perImageSamples: false, runOptions);
 
         // The mask at latent resolution: nearest-neighbour, as torch.nn.functional.interpolate's default.
         var latentMask = new float[batch * lh * lw];

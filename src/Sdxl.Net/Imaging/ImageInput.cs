@@ -166,9 +166,9 @@ public static class ImageInput
                 var row = accessor.GetRowSpan(y);
                 for (int x = 0; x < row.Length; x++)
                 {
-                    // ITU-R 601-2 luma, as PIL's convert("L").
-                    float l = ((row[x].R * 299) + (row[x].G * 587) + (row[x].B * 114)) / 1000f / 255f;
-                    data[(y * width) + x] = l >= 0.5f ? 1f : 0f;
+                    // ITU-R 601-2 luma rounded to 8 bits exactly as PIL's convert("L"), then diffusers' binarize (>= 0.5).
+                    int l = ((row[x].R * 19595) + (row[x].G * 38470) + (row[x].B * 7471) + 0x8000) >> 16;
+                    data[(y * width) + x] = l / 255f >= 0.5f ? 1f : 0f;
                 }
             }
         });

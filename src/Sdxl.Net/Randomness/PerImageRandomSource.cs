@@ -32,6 +32,9 @@ public sealed class PerImageRandomSource : IRandomSource
     /// <summary>Gets the number of sources, which is the batch size every request is split by.</summary>
     public int Count => _sources.Length;
 
+    /// <summary>The source of image <paramref name="index"/>.</summary>
+    public IRandomSource this[int index] => _sources[index];
+
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The length is not a multiple of <see cref="Count"/>.</exception>
     public void NextNormal(Span<float> destination)

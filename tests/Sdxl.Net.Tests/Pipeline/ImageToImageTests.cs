@@ -129,3 +129,80 @@ public sealed class ImageToImageTests
         Assert.Equal(64, result.Images[0].Width);
     }
 }
+
+public sealed class PerImageSeedImageTests
+{
+    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> Checker()
+    {
+        var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(64, 64);
+        for (int y = 0; y < 64; y++)
+        {
+            for (int x = 0; x < 64; x++)
+            {
+                image[x, y] = ((x / 8) + (y / 8)) % 2 == 0 ? new(200, 30, 30) : new(20, 20, 220);
+            }
+        }
+
+        return image;
+    }
+
+    [Fact]
+    public async Task Per_image_seeds_follow_diffusers_generator_lists_for_img2img_and_inpainting()
+    {
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get()).Build();
+        using var image = Checker();
+        using var mask = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(64, 64, new(255, 255, 255));
+        foreach (var withMask in new[] { false, true })
+        {
+            var request = new GenerationRequest
+            {
+                Prompt = "tiles", Steps = 6, GuidanceScale = 5, Image = image, Mask = withMask ? mask : null, Strength = 0.6,
+            };
+            var batch = await pipeline.GenerateAsync(request with { BatchSize = 2, Seeds = [21, 22] });
+            var first = await pipeline.GenerateAsync(request with { Seed = 21 });
+
+            // Image 0's generator makes exactly the draws a single generator would, in both pipelines (img2img: its own
+            // posterior sample and noise; inpainting: the one posterior sample of the unrepeated image, its noise, the
+            // masked image's sample).
+            Assert.Equal(first.Images[0].Pixels.ToArray(), batch.Images[0].Pixels.ToArray());
+            Assert.NotEqual(batch.Images[0].Pixels.ToArray(), batch.Images[1].Pixels.ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task The_second_generator_draws_only_what_diffusers_draws_from_it()
+    {
+        var draws = new Dictionary<long, int>();
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get())
+            .WithRandomSource(seed => new CountingSource(seed, draws)).Build();
+        using var image = Checker();
+        using var mask = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(64, 64, new(255, 255, 255));
+        var request = new GenerationRequest { Prompt = "tiles", Steps = 4, Image = image, Strength = 0.6, BatchSize = 2, Seeds = [31, 32] };
+
+        await pipeline.GenerateAsync(request);
+        Assert.Equal(2, draws[31]); // img2img: its posterior sample, its noise
+        Assert.Equal(2, draws[32]);
+
+        draws.Clear();
+        await pipeline.GenerateAsync(request with { Mask = mask });
+        Assert.Equal(3, draws[31]); // inpainting: the image's sample, its noise, the masked image's sample
+        Assert.Equal(1, draws[32]); // only its noise
+    }
+
+    private sealed class CountingSource(long seed, Dictionary<long, int> draws) : Sdxl.Net.Randomness.IRandomSource
+    {
+        private readonly Sdxl.Net.Randomness.TorchCpuGenerator _inner = new((ulong)seed);
+
+        public void NextNormal(Span<float> destination)
+        {
+            lock (draws)
+            {
+                draws[seed] = draws.GetValueOrDefault(seed) + 1;
+            }
+
+            _inner.NextNormal(destination);
+        }
+
+        public void NextUniform(Span<float> destination) => _inner.NextUniform(destination);
+    }
+}
