@@ -39,9 +39,10 @@ internal static class Guidance
             {
                 var g = guided.Slice(b * per, per);
                 var t = text.Slice(b * per, per);
-                double stdText = StdUnbiased(t);
-                double stdCfg = StdUnbiased(g);
-                float factor = (float)(stdText / stdCfg);
+                // torch holds each std as a float32 tensor and divides in float32.
+                float stdText = (float)StdUnbiased(t);
+                float stdCfg = (float)StdUnbiased(g);
+                float factor = stdText / stdCfg;
 
                 // g = rescale · (g · factor) + (1 − rescale) · g, one float operation at a time as the scalar
                 // expression rounds (separate multiplies and add, no fused multiply-add), but vectorised.

@@ -25,7 +25,7 @@ public sealed class GuidanceRescaleVectorTests
         for (int b = 0; b < batch; b++)
         {
             var g = expected.AsSpan(b * per, per);
-            float factor = (float)(Std(text.AsSpan(b * per, per)) / Std(g));
+            float factor = (float)Std(text.AsSpan(b * per, per)) / (float)Std(g);
             for (int i = 0; i < g.Length; i++)
             {
                 float rescaled = g[i] * factor;
