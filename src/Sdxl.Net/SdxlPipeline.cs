@@ -350,8 +350,7 @@ public sealed class SdxlPipeline : IDisposable
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
         var decoder = _model.VaeDecoder;
-        var scalingFactor = _model.VaeScalingFactor;
-        var shiftFactor = _model.VaeShiftFactor;
+        var vaeLatents = _model.VaeLatents;
         if (plan.Refine)
         {
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
@@ -361,8 +360,7 @@ public sealed class SdxlPipeline : IDisposable
             if (_settings.RefinerOptions!.UseRefinerVae)
             {
                 decoder = refiner.VaeDecoder;
-                scalingFactor = refiner.VaeScalingFactor;
-                shiftFactor = refiner.VaeShiftFactor;
+                vaeLatents = refiner.VaeLatents;
             }
         }
 
@@ -375,7 +373,7 @@ public sealed class SdxlPipeline : IDisposable
 
         // 7. Decode.
         progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
-        var images = Decode(decoder, scalingFactor, shiftFactor, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, _settings.TiledVae, runOptions, ct);
+        var images = Decode(decoder, vaeLatents, _model.VaeScaleFactor, latents, batch, lh, lw, r.Seeds, seed, _settings.TiledVae, runOptions, ct);
         watch.Stop();
         return new GenerationResult(r, images, seed, plan.SchedulerName, warnings, watch.Elapsed,
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
@@ -438,7 +436,10 @@ public sealed class SdxlPipeline : IDisposable
             }
         }
 
-        TensorPrimitives.Multiply(result, _model.VaeScalingFactor, result);
+        for (int b = 0; b < batch; b++)
+        {
+            _model.VaeLatents.FromEncoder(result.AsSpan(b * per, per), plane);
+        }
         return result;
     }
 
@@ -598,7 +599,7 @@ public sealed class SdxlPipeline : IDisposable
         return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
     }
 
-    private static List<GeneratedImage> Decode(VaeDecoderModel decoder, float scalingFactor, float shiftFactor, int vaeScale, float[] latents,
+    private static List<GeneratedImage> Decode(VaeDecoderModel decoder, VaeLatentScaling vaeLatents, int vaeScale, float[] latents,
         int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)
     {
         int per = latents.Length / batch;
@@ -608,12 +609,8 @@ public sealed class SdxlPipeline : IDisposable
         {
             ct.ThrowIfCancellationRequested();
 
-            // latents / scaling_factor (+ shift_factor for VAEs that have one).
-            TensorPrimitives.Divide(latents.AsSpan(b * per, per), scalingFactor, scaled);
-            if (shiftFactor != 0)
-            {
-                TensorPrimitives.Add(scaled, shiftFactor, scaled);
-            }
+            // latents / scaling_factor, or latents · std / scaling_factor + mean for VAEs that declare them.
+            vaeLatents.ToDecoder(latents.AsSpan(b * per, per), scaled, lh * lw);
 
             int channels = per / (lh * lw);
             int height = lh * vaeScale, width = lw * vaeScale;

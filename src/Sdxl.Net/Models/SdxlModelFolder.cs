@@ -46,8 +46,8 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>The VAE's <c>scaling_factor</c> (0.13025 for SDXL).</summary>
     public float VaeScalingFactor { get; private set; } = 0.13025f;
 
-    /// <summary>The VAE's <c>shift_factor</c> (absent for SDXL).</summary>
-    public float VaeShiftFactor { get; private set; }
+    /// <summary>The latent ⇄ VAE mapping (scaling factor, optional per-channel mean and std).</summary>
+    public VaeLatentScaling VaeLatents { get; private set; } = new(0.13025f, null, null);
 
     /// <summary>VAE config <c>force_upcast</c>.</summary>
     public bool VaeForceUpcast { get; private set; } = true;
@@ -166,7 +166,7 @@ internal sealed class SdxlModelFolder : IDisposable
         var vaeConfigPath = File.Exists(Sub("vae_decoder", "config.json")) ? Sub("vae_decoder", "config.json") : Sub("vae", "config.json");
         var vae = JsonConfig.Load(vaeConfigPath, "vae_decoder", required: false);
         VaeScalingFactor = (float)vae.GetDouble("scaling_factor", 0.13025);
-        VaeShiftFactor = (float)vae.GetDouble("shift_factor", 0);
+        VaeLatents = new VaeLatentScaling(VaeScalingFactor, ToSingle(vae.GetDoubleArray("latents_mean")), ToSingle(vae.GetDoubleArray("latents_std")));
         VaeForceUpcast = vae.GetBoolean("force_upcast", true);
         if (vae.GetInt32Array("block_out_channels") is { Length: > 0 } vaeBlocks)
         {
@@ -276,5 +276,21 @@ internal sealed class SdxlModelFolder : IDisposable
         {
             throw new SdxlModelException($"{component}: cannot read the tokenizer in '{dir}': {e.Message}", e);
         }
+    }
+
+    private static float[]? ToSingle(double[]? values)
+    {
+        if (values is null)
+        {
+            return null;
+        }
+
+        var result = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            result[i] = (float)values[i];
+        }
+
+        return result;
     }
 }

@@ -73,3 +73,36 @@ public sealed class SignatureVariantTests
         Assert.Single(heun.Images);
     }
 }
+
+public sealed class VaeLatentScalingTests
+{
+    [Fact]
+    public void Decode_and_encode_are_inverse_with_and_without_latents_mean_and_std()
+    {
+        float[] latents = [0.5f, -1f, 2f, 0.25f, 3f, -0.5f, 1f, 0f];
+        foreach (var scaling in new[]
+        {
+            new Sdxl.Net.Models.VaeLatentScaling(0.13025f, null, null),
+            new Sdxl.Net.Models.VaeLatentScaling(0.5f, [0.1f, -0.2f], [2f, 0.5f]),
+        })
+        {
+            var vae = new float[latents.Length];
+            scaling.ToDecoder(latents, vae, plane: 4);
+            if (scaling.Mean is null)
+            {
+                Assert.Equal(latents[1] / 0.13025f, vae[1]);
+            }
+            else
+            {
+                // channel 1 (elements 4..7): latents · std / scaling_factor + mean
+                Assert.Equal((3f * 0.5f / 0.5f) + -0.2f, vae[4], 5);
+            }
+
+            scaling.FromEncoder(vae, plane: 4);
+            for (int i = 0; i < latents.Length; i++)
+            {
+                Assert.Equal(latents[i], vae[i], 4);
+            }
+        }
+    }
+}
