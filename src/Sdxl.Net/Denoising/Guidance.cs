@@ -58,7 +58,7 @@ internal static class Guidance
         }
     }
 
-    private static double StdUnbiased(ReadOnlySpan<float> values)
+    internal static double StdUnbiased(ReadOnlySpan<float> values)
     {
         double mean = 0;
         foreach (var v in values)

@@ -25,7 +25,7 @@ public sealed class GuidanceRescaleVectorTests
         for (int b = 0; b < batch; b++)
         {
             var g = expected.AsSpan(b * per, per);
-            float factor = (float)Std(text.AsSpan(b * per, per)) / (float)Std(g);
+            float factor = (float)Guidance.StdUnbiased(text.AsSpan(b * per, per)) / (float)Guidance.StdUnbiased(g);
             for (int i = 0; i < g.Length; i++)
             {
                 float rescaled = g[i] * factor;
@@ -36,23 +36,5 @@ public sealed class GuidanceRescaleVectorTests
         Guidance.Rescale(guided, text, batch, rescale);
 
         Assert.Equal(expected, guided);
-    }
-
-    private static double Std(ReadOnlySpan<float> values)
-    {
-        double mean = 0;
-        foreach (var v in values)
-        {
-            mean += v;
-        }
-
-        mean /= values.Length;
-        double sum = 0;
-        foreach (var v in values)
-        {
-            sum += (v - mean) * (v - mean);
-        }
-
-        return Math.Sqrt(sum / (values.Length - 1));
     }
 }
