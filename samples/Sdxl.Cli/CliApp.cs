@@ -73,8 +73,16 @@ internal static class CliApp
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            // Invalid values caught by the library's request validation are usage errors too.
-            stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
+            // Invalid values caught by the library's request validation are usage errors too. The library's messages
+            // already name the value; drop .NET's "(Parameter 'x') Actual value was y." suffix.
+            var message = e.Message;
+            int suffix = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+            if (e is ArgumentException && suffix > 0)
+            {
+                message = message[..suffix];
+            }
+
+            stderr.WriteLine($"sdxl: error: {OneLine(message)}");
             if (verbose)
             {
                 stderr.WriteLine(e);
