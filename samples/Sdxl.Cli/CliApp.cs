@@ -201,7 +201,8 @@ internal static class CliApp
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
-          img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] and the options of generate;
+          img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
+                    and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
           inpaint   --model DIR --image FILE --mask FILE [--strength S (0.9999)] and the options of img2img
                     (white mask pixels are repainted; 4-channel UNets blend, 9-channel inpainting UNets are fed the mask)

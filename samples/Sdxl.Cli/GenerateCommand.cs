@@ -151,6 +151,12 @@ internal static class GenerateCommand
             throw new UsageException($"--image, --mask and --strength belong to the img2img and inpaint commands, not {command}");
         }
 
+        var vaeSampling = options.Optional("vae-sampling") switch
+        {
+            null or "sample" => VaeSampling.Sample,
+            "mean" => VaeSampling.Mean,
+            var other => throw new UsageException($"--vae-sampling must be sample or mean; got '{other}'"),
+        };
         var resize = options.Optional("resize") switch
         {
             null or "stretch" => ImageResizeMode.Stretch,
@@ -220,6 +226,7 @@ internal static class GenerateCommand
             Mask = mask,
             Strength = strength,
             ResizeMode = resize,
+            VaeSampling = vaeSampling,
         };
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();

@@ -95,8 +95,25 @@ public sealed record GenerationRequest
     public ImageResizeMode ResizeMode { get; init; } = ImageResizeMode.Stretch;
 
     /// <summary>
+    /// How the VAE encoder's distribution becomes latents: a sample drawn from the run's generator (diffusers' default,
+    /// <c>sample_mode="sample"</c>) or its mean (<c>sample_mode="argmax"</c>; draws nothing). Encoders that output
+    /// <c>latent_sample</c> sample inside the graph and ignore this.
+    /// </summary>
+    public VaeSampling VaeSampling { get; init; } = VaeSampling.Sample;
+
+    /// <summary>
     /// Also return the final latents [BatchSize, 4, Height/8, Width/8] (before the VAE scaling) in
     /// <see cref="GenerationResult.Latents"/>, like diffusers' <c>output_type="latent"</c> (the images are still decoded).
     /// </summary>
     public bool ReturnLatents { get; init; }
+}
+
+/// <summary>How the VAE encoder's posterior becomes latents.</summary>
+public enum VaeSampling
+{
+    /// <summary>mean + std · randn, drawn from the generation's random source (diffusers' default).</summary>
+    Sample,
+
+    /// <summary>The posterior mean: deterministic, draws no random numbers.</summary>
+    Mean,
 }

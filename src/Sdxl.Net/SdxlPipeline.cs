@@ -329,7 +329,7 @@ public sealed class SdxlPipeline : IDisposable
                 // repeat for the batch, then add_noise(init, randn, timesteps[0]).
                 progress?.Report(new GenerationProgress(GenerationPhase.EncodingImage, 0, 0, watch.Elapsed, null));
                 var pixels = ImageInput.ToTensor(r.Image!, width, height, r.ResizeMode);
-                var init = EncodeImage(pixels, width, height, batch, random, perImageSamples: true, runOptions);
+                var init = EncodeImage(pixels, width, height, batch, random, perImageSamples: true, r.VaeSampling, runOptions);
                 var noise = new float[latentCount];
                 random.NextNormal(noise);
                 run.AddNoise(init, noise, timesteps[0], latents);
@@ -390,7 +390,7 @@ public sealed class SdxlPipeline : IDisposable
     // perImageSamples, with per-image generators: whether each image draws its own posterior sample (diffusers' img2img
     // repeats the image first and encodes each row with its generator) or only the first generator draws one sample for
     // the single image that is then repeated (the inpainting pipeline encodes the unrepeated image).
-    private float[] EncodeImage(float[] pixels, int width, int height, int batch, IRandomSource random, bool perImageSamples, RunOptions runOptions)
+    private float[] EncodeImage(float[] pixels, int width, int height, int batch, IRandomSource random, bool perImageSamples, VaeSampling sampling, RunOptions runOptions)
     {
         var encoder = _model.VaeEncoder
             ?? throw new InvalidOperationException($"The model folder '{_model.Directory}' has no vae_encoder/model.onnx, which image-to-image and inpainting need.");
@@ -405,9 +405,9 @@ public sealed class SdxlPipeline : IDisposable
         int plane = (int)(shape[2] * shape[3]);
         int per = _model.LatentChannels * plane;
         var result = new float[per * batch];
-        if (!encoder.OutputsParameters)
+        if (!encoder.OutputsParameters || sampling == VaeSampling.Mean)
         {
-            // Sampled inside the graph (older exports).
+            // Sampled inside the graph (older exports), or the posterior mean (the first channels of the parameters).
             for (int b = 0; b < batch; b++)
             {
                 output.AsSpan(0, per).CopyTo(result.AsSpan(b * per));
@@ -453,7 +453,7 @@ public sealed class SdxlPipeline : IDisposable
         var mask = ImageInput.ToMask(r.Mask!, width, height, r.ResizeMode);
 
         // diffusers' draw order: image latents (4-channel UNets, or when re-noising), noise, masked-image latents.
-        float[]? imageLatents = !nine || !strengthMax ? EncodeImage(pixels, width, height, batch, random, perImageSamples: false, runOptions) : null;
+        float[]? imageLatents = !nine || !strengthMax ? EncodeImage(pixels, width, height, batch, random, perImageSamples: false, r.VaeSampling, runOptions) : null;
         var noise = new float[latents.Length];
         random.NextNormal(noise);
         if (strengthMax)
@@ -479,7 +479,7 @@ public sealed class SdxlPipeline : IDisposable
             }
         }
 
-        var maskedLatents = EncodeImage(masked, width, height, batch, random, perImageSamples: false, runOptions);
+        var maskedLatents = EncodeImage(masked, width, height, batch, random, perImageSamples: false, r.VaeSampling, runOptions);
 
         // The mask at latent resolution: nearest-neighbour, as torch.nn.functional.interpolate's default.
         var latentMask = new float[batch * lh * lw];

@@ -206,3 +206,35 @@ public sealed class PerImageSeedImageTests
         public void NextUniform(Span<float> destination) => _inner.NextUniform(destination);
     }
 }
+
+public sealed class VaeSamplingTests
+{
+    [Fact]
+    public async Task Posterior_mean_draws_nothing_and_sampling_draws_once()
+    {
+        var draws = 0;
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get())
+            .WithRandomSource(seed => new CountingSource(seed, () => draws++)).Build();
+        using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(64, 64, new(90, 140, 200));
+        var request = new GenerationRequest { Prompt = "sky", Steps = 4, Image = image, Strength = 0.5, Seed = 3 };
+        var sampled = await pipeline.GenerateAsync(request);
+        Assert.Equal(2, draws); // posterior sample + noise
+        draws = 0;
+        var mean = await pipeline.GenerateAsync(request with { VaeSampling = VaeSampling.Mean });
+        Assert.Equal(1, draws); // noise only
+        Assert.NotEqual(sampled.Images[0].Pixels.ToArray(), mean.Images[0].Pixels.ToArray());
+    }
+
+    private sealed class CountingSource(long seed, Action onDraw) : Sdxl.Net.Randomness.IRandomSource
+    {
+        private readonly Sdxl.Net.Randomness.TorchCpuGenerator _inner = new((ulong)seed);
+
+        public void NextNormal(Span<float> destination)
+        {
+            onDraw();
+            _inner.NextNormal(destination);
+        }
+
+        public void NextUniform(Span<float> destination) => _inner.NextUniform(destination);
+    }
+}
