@@ -5,7 +5,7 @@ using Sdxl.Net.Runtime;
 namespace Sdxl.Net.Benchmarks;
 
 /// <summary>
-/// <c>overhead [--size tiny|small] [--runs N] [--steps N] [--threads N]</c>: txt2img on a synthetic model on the
+/// <c>overhead [--size tiny|small] [--runs N] [--steps N] [--threads N] [--warmup N]</c>: txt2img on a synthetic model on the
 /// CPU, timing each phase and the time spent inside ONNX Runtime. The last line is
 /// <c>overhead ratio: X</c> = pipeline wall time / ONNX Runtime run time, over all measured runs.
 /// </summary>
@@ -17,6 +17,10 @@ internal static class OverheadCommand
         int runs = args.GetInt32("runs", 5);
         int steps = args.GetInt32("steps", 20);
         int threads = args.Has("threads") ? args.GetInt32("threads", 1) : 0;
+
+        // Warm-up generations before measuring: .NET's tiered JIT keeps a method's quick first-tier code until it has
+        // run 30 times, so a handful of runs would measure unoptimised host code rather than a serving process's.
+        int warmup = args.GetInt32("warmup", size == "small" ? 1 : 40);
         var (dir, side) = SyntheticModels.Write(size);
         try
         {
@@ -25,8 +29,11 @@ internal static class OverheadCommand
             var recorder = new PhaseRecorder();
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"model: synthetic {size}, {side}x{side}, {steps} steps, CFG 5, CPU provider ({(threads == 0 ? "default" : threads.ToString(CultureInfo.InvariantCulture))} threads), {Environment.ProcessorCount} logical cores, {runs} measured runs after 1 warm-up"));
-            await pipeline.GenerateAsync(request, recorder);
+                $"model: synthetic {size}, {side}x{side}, {steps} steps, CFG 5, CPU provider ({(threads == 0 ? "default" : threads.ToString(CultureInfo.InvariantCulture))} threads), {Environment.ProcessorCount} logical cores, {runs} measured runs after {warmup} warm-up(s)"));
+            for (int w = 0; w < warmup; w++)
+            {
+                await pipeline.GenerateAsync(request, recorder);
+            }
 
             // The synthetic model was built in managed memory: collect it so the heap figures below are the pipeline's.
             GC.Collect();
