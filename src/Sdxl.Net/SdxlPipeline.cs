@@ -301,7 +301,7 @@ public sealed class SdxlPipeline : IDisposable
             }
         }
 
-        IReadOnlyList<float> timesteps = Slice(run.Timesteps, window.BeginIndex, count);
+        IReadOnlyList<float> timesteps = TimestepWindow.Slice(run, window.BeginIndex, count);
 
         // 4. Initial latents.
         int latentCount = batch * _model.LatentChannels * lh * lw;
@@ -362,13 +362,6 @@ public sealed class SdxlPipeline : IDisposable
                 decoder = refiner.VaeDecoder;
                 vaeLatents = refiner.VaeLatents;
             }
-        }
-
-        if (!AllFinite(latents))
-        {
-            throw new SdxlNumericException(
-                "The denoising loop produced NaN or infinite latents. Likely causes: an fp16 UNet export that overflows "
-                + "(use an fp32 export or one converted with mixed precision), or an extreme guidance scale.");
         }
 
         // 7. Decode.
@@ -531,7 +524,7 @@ public sealed class SdxlPipeline : IDisposable
             throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), plan.HighNoiseFraction, $"HighNoiseFraction {plan.HighNoiseFraction} leaves the refiner no step of this schedule.");
         }
 
-        var timesteps = Slice(run.Timesteps, window.BeginIndex, window.Count);
+        var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct);
@@ -662,16 +655,5 @@ public sealed class SdxlPipeline : IDisposable
 
         var perStep = stepWatch.Elapsed / step;
         progress.Report(new GenerationProgress(phase, step, total, watch.Elapsed, perStep * (total - step)));
-    }
-
-    private static float[] Slice(IReadOnlyList<float> values, int start, int count)
-    {
-        var result = new float[count];
-        for (int i = 0; i < count; i++)
-        {
-            result[i] = values[start + i];
-        }
-
-        return result;
     }
 }

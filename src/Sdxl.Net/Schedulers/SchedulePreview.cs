@@ -29,12 +29,6 @@ public sealed record SchedulePreview(IReadOnlyList<float> Timesteps, IReadOnlyLi
             (begin, count) = (window.BeginIndex, window.Count);
         }
 
-        var timesteps = new float[count];
-        for (int i = 0; i < count; i++)
-        {
-            timesteps[i] = run.Timesteps[begin + i];
-        }
-
-        return new SchedulePreview(timesteps, run.Sigmas?.ToArray(), run.InitNoiseSigma, run.Order);
+        return new SchedulePreview(TimestepWindow.Slice(run, begin, count), run.Sigmas?.ToArray(), run.InitNoiseSigma, run.Order);
     }
 }

@@ -12,6 +12,18 @@ internal readonly record struct TimestepRange(int BeginIndex, int Count, int Inf
 /// </summary>
 internal static class TimestepWindow
 {
+    /// <summary>The timesteps a window runs: <paramref name="count"/> of the run's schedule from <paramref name="begin"/>.</summary>
+    public static float[] Slice(ISchedulerRun run, int begin, int count)
+    {
+        var result = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = run.Timesteps[begin + i];
+        }
+
+        return result;
+    }
+
     /// <summary>
     /// img2img <c>get_timesteps</c> for <paramref name="strength"/>: skips the first <c>N − int(N·strength)</c> steps
     /// (times the scheduler order) and applies the begin index to <paramref name="run"/>.
