@@ -1,6 +1,3 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.Formats.Png;
-
 namespace Sdxl.Net.Imaging;
 
 /// <summary>
@@ -33,23 +30,8 @@ public sealed class PngFileSink : IImageSink
     }
 
     /// <inheritdoc />
-    public async ValueTask WriteAsync(GenerationResult result, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(result);
-        var files = new List<(string, Func<Stream, CancellationToken, Task>)>(result.Images.Count);
-        foreach (var image in result.Images)
-        {
-            var generated = image;
-            files.Add((PathFor(Path, image.Index, result.Images.Count), async (stream, ct) =>
-            {
-                using var img = generated.ToImage();
-                ImageRecipe.Attach(img, result, generated);
-                await img.SaveAsPngAsync(stream, new PngEncoder { CompressionLevel = PngCompressionLevel.DefaultCompression }, ct).ConfigureAwait(false);
-            }));
-        }
-
-        await AtomicFile.WriteAllAsync(files, cancellationToken).ConfigureAwait(false);
-    }
+    public ValueTask WriteAsync(GenerationResult result, CancellationToken cancellationToken = default) =>
+        EncodedFileWriter.WriteAsync(result, Path, ImageFileFormat.Png, quality: 100, cancellationToken);
 }
 
 /// <summary>
