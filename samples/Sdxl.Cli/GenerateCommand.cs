@@ -103,6 +103,8 @@ internal static class GenerateCommand
             latents = data;
         }
 
+        var aesthetic = options.Double("aesthetic-score", -1000, 1000);
+        var negativeAesthetic = options.Double("negative-aesthetic-score", -1000, 1000);
         var conditioning = new MicroConditioning
         {
             OriginalSize = options.Size("original-size"),
@@ -111,7 +113,9 @@ internal static class GenerateCommand
             NegativeOriginalSize = options.Size("negative-original-size"),
             NegativeCropTopLeft = options.Crop("negative-crop"),
             NegativeTargetSize = options.Size("negative-target-size"),
-        }.Merge(null);
+            AestheticScore = aesthetic,
+            NegativeAestheticScore = negativeAesthetic,
+        };
         conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
 
         var refinerDir = options.Optional("refiner");
@@ -126,9 +130,6 @@ internal static class GenerateCommand
             throw new UsageException($"--high-noise-fraction must be strictly between 0 and 1; got {highNoise.Value.ToString(CultureInfo.InvariantCulture)}");
         }
 
-        var aesthetic = options.Double("aesthetic-score", -1000, 1000);
-        var negativeAesthetic = options.Double("negative-aesthetic-score", -1000, 1000);
-        conditioning = conditioning.Merge(new MicroConditioning { AestheticScore = aesthetic, NegativeAestheticScore = negativeAesthetic });
 
         SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>? image = null;
         SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>? mask = null;
