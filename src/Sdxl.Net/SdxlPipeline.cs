@@ -132,11 +132,9 @@ public sealed class SdxlPipeline : IDisposable
         int height = r.Height ?? r.Image?.Height ?? _model.DefaultImageSize;
         RequestValidation.Check(r, width, height, multiple, _model.LatentChannels, _model.VaeScaleFactor);
         bool refine = r.UseRefiner && HasRefiner;
+
+        // Both sources are already range-checked: the request's in RequestValidation, the options' in Build().
         double? fraction = refine ? r.HighNoiseFraction ?? _settings.RefinerOptions!.HighNoiseFraction : r.HighNoiseFraction;
-        if (fraction is { } f && (!(f > 0) || !(f < 1)))
-        {
-            throw new ArgumentOutOfRangeException(nameof(r.HighNoiseFraction), f, $"HighNoiseFraction (denoising_end) must be strictly between 0 and 1; got {f}.");
-        }
 
         if (r.Mask is not null && r.Image is null)
         {
@@ -154,7 +152,6 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         double strength = r.Strength ?? (r.Mask is not null ? 0.9999 : 0.3);
-
         if (r.Image is null && r.Strength is not null)
         {
             throw new ArgumentException("Strength applies to image-to-image and inpainting; the request has no Image.", nameof(r.Strength));
