@@ -15,7 +15,7 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -43,7 +43,7 @@ internal static class CliApp
                 rest = ["--model", .. rest];
             }
 
-            var options = new CliArguments(rest, Flags);
+            var options = new CliArguments(rest, Flags, ControlNetOptions.Repeatable);
             if (options.Flag("help"))
             {
                 stdout.WriteLine(Usage);
@@ -200,6 +200,8 @@ internal static class CliApp
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--controlnet DIR --control-image FILE [--control-scale S] [--control-start A] [--control-end B]]...
+                    [--guess-mode]  (repeat the ControlNet group per net; matched by position; see docs/controlnet.md)
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;

@@ -165,6 +165,7 @@ internal static class GenerateCommand
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
         };
+        using var controlNets = ControlNetOptions.Parse(options);
         var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
         long[]? seedList = null;
@@ -228,6 +229,8 @@ internal static class GenerateCommand
             Strength = strength,
             ResizeMode = resize,
             VaeSampling = vaeSampling,
+            ControlImages = controlNets.Images,
+            ControlNetGuessMode = controlNets.GuessMode,
         };
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
@@ -270,6 +273,7 @@ internal static class GenerateCommand
             });
         }
 
+        controlNets.AddTo(builder);
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;

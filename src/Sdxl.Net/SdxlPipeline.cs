@@ -27,6 +27,7 @@ public sealed class SdxlPipeline : IDisposable
     private readonly SdxlModelFolder _model;
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
+    private readonly ControlNet.ControlNetModel[] _controlNets;
     private readonly object _refinerLock = new();
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
@@ -37,13 +38,22 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        var controlNets = settings.ControlNets ?? [];
+        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, loadControlNetUNet: controlNets.Count > 0);
+        _controlNets = [];
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
+            _controlNets = ControlNet.ControlNetStage.Load(controlNets, settings.Provider);
+            ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
         }
         catch
         {
+            foreach (var net in _controlNets)
+            {
+                net.Dispose();
+            }
+
             _model.Dispose();
             throw;
         }
@@ -110,6 +120,11 @@ public sealed class SdxlPipeline : IDisposable
 
         _disposed = true;
         _model.Dispose();
+        foreach (var net in _controlNets)
+        {
+            net.Dispose();
+        }
+
         lock (_refinerLock)
         {
             _refiner?.Dispose();
@@ -162,6 +177,7 @@ public sealed class SdxlPipeline : IDisposable
             throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
         }
 
+        ControlNet.ControlNetStage.CheckRequest(r, _controlNets);
         var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
@@ -341,7 +357,7 @@ public sealed class SdxlPipeline : IDisposable
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
         var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
+        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(_model, r), run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
@@ -562,11 +578,18 @@ public sealed class SdxlPipeline : IDisposable
     /// What plugs into one denoising run (the seams of docs/architecture.md): providers of the UNet's extra inputs and
     /// step observers. Each feature contributes its own small class here; the loop itself knows none of them.
     /// </summary>
-    private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
+    private DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
         int width, int height, bool isRefiner)
     {
-        _ = (model, r, conditioning, width, height, isRefiner);
-        return DenoisingExtensions.None;
+        var inputs = new List<IUNetInputProvider>();
+
+        // ControlNet guides the base model only (diffusers has no ControlNet refiner).
+        if (!isRefiner && ControlNet.ControlNetStage.CreateProvider(model, _controlNets, r, conditioning, width, height) is { } controlNet)
+        {
+            inputs.Add(controlNet);
+        }
+
+        return inputs.Count == 0 ? DenoisingExtensions.None : new DenoisingExtensions(inputs, []);
     }
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)

@@ -28,6 +28,15 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public UNetModel UNet { get; private set; } = null!;
 
+    /// <summary>
+    /// OnnxStack's ControlNet-enabled UNet (<c>controlnet/model.onnx</c> beside a plain <c>unet/</c>), loaded when the
+    /// pipeline has ControlNets; <see langword="null"/> otherwise.
+    /// </summary>
+    public UNetModel? ControlNetUNet { get; private set; }
+
+    /// <summary>unet/config.json (empty when absent).</summary>
+    public JsonConfig UNetConfig { get; private set; } = JsonConfig.Empty;
+
     public VaeDecoderModel VaeDecoder { get; private set; } = null!;
 
     public VaeEncoderModel? VaeEncoder { get; private set; }
@@ -105,7 +114,7 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, bool loadControlNetUNet = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -116,7 +125,7 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder);
+            folder.Load(options, loadVaeEncoder, loadControlNetUNet);
             return folder;
         }
         catch
@@ -144,7 +153,7 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder)
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, bool loadControlNetUNet)
     {
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
@@ -174,6 +183,7 @@ internal sealed class SdxlModelFolder : IDisposable
         }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
+        UNetConfig = unetConfig;
         int downLevels = unetConfig.GetInt32Array("block_out_channels")?.Length ?? 3;
         PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
         DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
@@ -193,6 +203,10 @@ internal sealed class SdxlModelFolder : IDisposable
         Tokenizer2 = LoadTokenizer("tokenizer_2");
         TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
         UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        if (loadControlNetUNet && File.Exists(Sub("controlnet", "model.onnx")))
+        {
+            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, residency));
+        }
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
