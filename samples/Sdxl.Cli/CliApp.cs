@@ -42,6 +42,10 @@ internal static class CliApp
             {
                 rest = ["--model", .. rest];
             }
+            else if (command == "canny")
+            {
+                rest = CannyCommand.Positional(rest);
+            }
 
             var options = new CliArguments(rest, Flags, ControlNetOptions.Repeatable);
             if (options.Flag("help"))
@@ -57,8 +61,9 @@ internal static class CliApp
                 "schedule" => ScheduleCommand.Run(options, stdout),
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
+                "canny" => CannyCommand.Run(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo; see --help)"),
             };
         }
         catch (UsageException e)
@@ -208,6 +213,8 @@ internal static class CliApp
                     --width/--height are optional and resize the image (default: the image's own size)
           inpaint   --model DIR --image FILE --mask FILE [--strength S (0.9999)] and the options of img2img
                     (white mask pixels are repainted; 4-channel UNets blend, 9-channel inpainting UNets are fed the mask)
+          canny     IN OUT.png [--low 100] [--high 200]
+                    (a canny-edge control image, as OpenCV's cv2.Canny in diffusers' examples)
           tokenize  --model DIR --prompt TEXT [--json]
           schedule  --model DIR [--scheduler NAME] [--timestep-spacing leading|trailing|linspace] [--karras]
                     --steps N [--strength S] [--json]
