@@ -169,7 +169,7 @@ internal sealed class ControlNetModel : IDisposable
                     "sample" => Input(_sample, inputs.Sample, [rows, inputs.Sample.Length / (rows * inputs.LatentHeight * inputs.LatentWidth), inputs.LatentHeight, inputs.LatentWidth]),
 
                     // A 1-D timestep is the batch's timesteps (diffusers expands the scalar to the batch).
-                    "timestep" => OnnxModel.CreateScalar(_timestep, inputs.Timestep, _timestep.Rank == 1 && _timestep.Dimensions[0] > 0 ? _timestep.Dimensions[0] : rows),
+                    "timestep" => OnnxModel.CreateScalar(_timestep, inputs.Timestep, _timestep.Rank == 0 ? 1 : _timestep.Dimensions[0] > 0 ? _timestep.Dimensions[0] : rows),
                     "encoder_hidden_states" => Input(_hidden, inputs.Hidden, [rows, inputs.SequenceLength, inputs.HiddenSize]),
                     "text_embeds" => Input(_textEmbeds!, inputs.Pooled, [rows, inputs.Pooled.Length / rows]),
                     "time_ids" => Input(_timeIds!, inputs.TimeIds, [rows, inputs.TimeIds.Length / rows]),
