@@ -49,6 +49,11 @@ internal static class GenerateCommand
                 throw new UsageException($"--from-image: '{recipePng}' was made by {(recipe.UsedMask ? "inpaint" : "img2img")}; use that command with the same --image{(recipe.UsedMask ? " and --mask" : string.Empty)}");
             }
 
+            if (recipe.ControlNets is { Count: > 0 } units && options.All("controlnet").Count == 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' was made with ControlNet ({string.Join(", ", units.Select(u => u.Net))}); pass the same --controlnet and --control-image options");
+            }
+
             fromImage = recipe.Request;
         }
 
@@ -230,7 +235,7 @@ internal static class GenerateCommand
             ResizeMode = resize,
             VaeSampling = vaeSampling,
             ControlImages = controlNets.Images,
-            ControlNetGuessMode = controlNets.GuessMode,
+            ControlNetGuessMode = controlNets.GuessMode || (fromImage?.ControlNetGuessMode ?? false),
         };
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();

@@ -386,6 +386,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
 

@@ -121,8 +121,7 @@ internal static class ControlNetStage
         var units = new List<ControlUnit>();
         if (r.ControlImages is { } images)
         {
-            // diffusers' default controlnet_conditioning_scale: 1.0 in the text-to-image pipeline, 0.8 in image-to-image.
-            double defaultScale = r.Image is null ? 1.0 : 0.8;
+            double defaultScale = DefaultScale(r);
             for (int i = 0; i < images.Count; i++)
             {
                 var c = images[i];
@@ -140,6 +139,26 @@ internal static class ControlNetStage
         // diffusers: guess_mode = guess_mode or the (first) net's global_pool_conditions.
         bool guess = r.ControlNetGuessMode || (units.Count > 0 && units[0].Net.GlobalPoolConditions);
         return new ControlNetInputProvider(units, names, zeros, conditioning, r.GuidanceScale > 1, guess, height, width);
+    }
+
+    /// <summary>diffusers' default controlnet_conditioning_scale: 1.0 in the text-to-image pipeline, 0.8 in image-to-image.</summary>
+    public static double DefaultScale(GenerationRequest r) => r.Image is null ? 1.0 : 0.8;
+
+    /// <summary>The names of the nets that read the request's control images, in order; <see langword="null"/> without any.</summary>
+    public static IReadOnlyList<string>? NetNames(GenerationRequest r, IReadOnlyList<ControlNetModel> nets)
+    {
+        if (r.ControlImages is not { Count: > 0 } images)
+        {
+            return null;
+        }
+
+        var names = new string[images.Count];
+        for (int i = 0; i < names.Length; i++)
+        {
+            names[i] = Resolve(images[i], i, nets).Name;
+        }
+
+        return names;
     }
 
     /// <summary>

@@ -54,6 +54,12 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
+        foreach (var (unit, i) in ControlNetBlock(result).Select((u, i) => (u, i)))
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", ControlNet {i}: \"Model: {unit.Net}, Weight: {unit.Scale}, Guidance Start: {unit.GuidanceStart}, Guidance End: {unit.GuidanceEnd}\"");
+        }
+
         return sb.ToString();
     }
 
@@ -86,6 +92,7 @@ public static class ImageRecipe
             InputImage = r.Image is not null,
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
+            ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
         };
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
@@ -160,7 +167,35 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
+            ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
+        }, doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        {
+            ControlNets = doc.ControlNet?.Units,
+        };
+    }
+
+    /// <summary>The ControlNet units of a result: net name, effective scale, window and the control image's pixel hash.</summary>
+    private static StoredControlNet[] ControlNetBlock(GenerationResult result)
+    {
+        var r = result.Request;
+        if (r.ControlImages is not { Count: > 0 } images)
+        {
+            return [];
+        }
+
+        var units = new StoredControlNet[images.Count];
+        for (int i = 0; i < units.Length; i++)
+        {
+            var c = images[i];
+            units[i] = new StoredControlNet(
+                result.ControlNets?[i] ?? c.ControlNet ?? string.Empty,
+                c.Scale ?? ControlNet.ControlNetStage.DefaultScale(r),
+                c.GuidanceStart,
+                c.GuidanceEnd,
+                ControlNet.ControlNetStage.PixelHash(c.Image));
+        }
+
+        return units;
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -190,6 +225,13 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+        public ControlNetRecipe? ControlNet { get; set; }
+    }
+
+    internal sealed class ControlNetRecipe
+    {
+        public bool GuessMode { get; set; }
+        public StoredControlNet[]? Units { get; set; }
     }
 
     private static class RecipeJson
@@ -207,4 +249,16 @@ public static class ImageRecipe
 /// <param name="UsedInitialLatents">Whether the generation started from given initial latents, which must be given again.</param>
 /// <param name="UsedInputImage">Whether it was image-to-image or inpainting, whose input image must be given again.</param>
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
-public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask);
+public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
+{
+    /// <summary>The ControlNet units the image was made with (their control images are not stored and must be given again); <see langword="null"/> without ControlNet.</summary>
+    public IReadOnlyList<StoredControlNet>? ControlNets { get; init; }
+}
+
+/// <summary>One ControlNet unit of a stored recipe.</summary>
+/// <param name="Net">The ControlNet's name (by default its folder's name).</param>
+/// <param name="Scale">The conditioning scale used.</param>
+/// <param name="GuidanceStart">diffusers' control_guidance_start.</param>
+/// <param name="GuidanceEnd">diffusers' control_guidance_end.</param>
+/// <param name="ImageSha256">The SHA-256 of the control image's RGB pixels (row-major, 8 bits per channel), to check that the same image is given again.</param>
+public sealed record StoredControlNet(string Net, double Scale, double GuidanceStart, double GuidanceEnd, string ImageSha256);
