@@ -51,7 +51,7 @@ internal static class UnetGraph
             // down path), then mid_block output += mid_block_additional_residual.
             for (int k = 0; k < skips.Count; k++)
             {
-                var residual = g.FloatInput($"down_block_{k}_additional_residual", "batch_size", skips[k].Channels, $"residual_{k}_height", $"residual_{k}_width");
+                var residual = g.FloatInput($"down_block_{k}_additional_residual", "batch_size", $"residual_{k}_channels", $"residual_{k}_height", $"residual_{k}_width");
                 skips[k] = skips[k] with { Value = g.Node("Add", [skips[k].Value, residual]) };
             }
         }
@@ -59,7 +59,7 @@ internal static class UnetGraph
         h = Mid(block, h, channels[^1]);
         if (controlNetResiduals)
         {
-            h = g.Node("Add", [h, g.FloatInput("mid_block_additional_residual", "batch_size", channels[^1], "mid_height", "mid_width")]);
+            h = g.Node("Add", [h, g.FloatInput("mid_block_additional_residual", "batch_size", "mid_channels", "mid_height", "mid_width")]);
         }
 
         var width = channels[^1];
