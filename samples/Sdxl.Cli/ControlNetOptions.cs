@@ -1,7 +1,6 @@
 using System.Globalization;
 using Sdxl.Net;
 using Sdxl.Net.ControlNet;
-using Sdxl.Net.Imaging;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -95,7 +94,7 @@ internal sealed class ControlNetOptions : IDisposable
                 throw new UsageException($"--controlnet: folder not found: '{dirs[k]}'");
             }
 
-            var image = LoadImage(files[k]);
+            var image = GenerateCommand.LoadImage(files[k], "--control-image");
             _loaded.Add(image);
             double start = starts?[k] ?? 0.0, end = ends?[k] ?? 1.0;
             if (!(start < end))
@@ -155,22 +154,5 @@ internal sealed class ControlNetOptions : IDisposable
         }
 
         return values;
-    }
-
-    private static Image<Rgb24> LoadImage(string path)
-    {
-        if (!File.Exists(path))
-        {
-            throw new UsageException($"--control-image: file not found: '{path}'");
-        }
-
-        try
-        {
-            return ImageInput.Load(path);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new UsageException($"--control-image: {e.Message}");
-        }
     }
 }

@@ -296,7 +296,8 @@ internal static class GenerateCommand
         return CliApp.Ok;
     }
 
-    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
+    /// <summary>Loads an input image with the library's limits; a missing or undecodable file is a usage error naming <paramref name="flag"/>.</summary>
+    internal static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
     {
         if (!File.Exists(path))
         {

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using Sdxl.Cli;
 using Sdxl.Net.ControlNet;
 using Sdxl.Net.Imaging;
 
@@ -45,29 +44,7 @@ public sealed class ControlNetReferenceCaseTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
         var p = doc.RootElement;
         var output = Path.Combine(Path.GetTempPath(), $"sdxl-cn-{caseName}-{Guid.NewGuid():N}.npy");
-        var args = ToCliArguments(p, root, caseDir, output);
-
-        var stderr = new StringWriter();
-        int exit = await CliApp.RunAsync(args.ToArray(), new StringWriter(), stderr);
-        try
-        {
-            Assert.True(exit == 0, $"exit {exit}: {stderr}\nargs: {string.Join(' ', args)}");
-            var (actual, shape) = NpyFile.Read(output);
-            var (expected, expectedShape) = NpyFile.Read(Path.Combine(caseDir, "expected_image.npy"));
-            Assert.Equal(expectedShape, shape);
-            double tolerance = p.TryGetProperty("tolerance_max_abs", out var tol) ? tol.GetDouble() : 2e-3;
-            double maxError = 0;
-            for (int i = 0; i < actual.Length; i++)
-            {
-                maxError = Math.Max(maxError, Math.Abs(actual[i] - expected[i]));
-            }
-
-            Assert.True(maxError <= tolerance, $"{caseName}: max abs error {maxError:E3} > {tolerance:E1}");
-        }
-        finally
-        {
-            File.Delete(output);
-        }
+        await TinyReferenceCaseTests.AssertCliReproduces(caseName, caseDir, p, ToCliArguments(p, root, caseDir, output), output);
     }
 
     // control_image_k.npy is the tensor diffusers' control image processor made (Pillow resize, RGB / 255, one CFG
