@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.ControlNet;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.DependencyInjection;
 using Sdxl.Net.Models;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Runtime;
@@ -186,6 +188,33 @@ public sealed class ControlNetPipelineTests
         var zero = Pixels(await pipeline.GenerateAsync(request with { ControlImages = [new ControlImage { Image = edges, Scale = 0 }] }));
         Assert.Equal(plain, zero);
         Assert.True(MaxDifference(plain, controlled) > 1e-4);
+    }
+
+    [Fact]
+    public async Task Per_phase_loading_and_dependency_injection_give_the_same_image()
+    {
+        using var edges = Edges(11);
+        var request = Request(new ControlImage { Image = edges, Scale = 0.9 });
+        using var keep = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get(OnnxStack)).AddControlNet(Net()).Build();
+        using var perPhase = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get(OnnxStack)).AddControlNet(Net())
+            .WithMemoryMode(MemoryMode.LoadPerPhase).Build();
+        var expected = Pixels(await keep.GenerateAsync(request));
+        Assert.Equal(expected, Pixels(await perPhase.GenerateAsync(request)));
+
+        var services = new ServiceCollection();
+        services.AddSdxl(o =>
+        {
+            o.ModelPath = SyntheticModels.Get(OnnxStack);
+            o.ControlNetPaths = [Net()];
+        });
+        using (var provider = services.BuildServiceProvider())
+        {
+            var pipeline = provider.GetRequiredService<SdxlPipeline>();
+            Assert.Equal(expected, Pixels(await pipeline.GenerateAsync(request)));
+        }
+
+        var options = new SdxlOptions { ModelPath = SyntheticModels.Get(OnnxStack), ControlNetPaths = ["/no/such/controlnet"] };
+        Assert.Contains(options.Validate(), e => e.Contains("Sdxl:ControlNetPaths", StringComparison.Ordinal));
     }
 
     [Fact]
