@@ -28,6 +28,7 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
 {
     private readonly IReadOnlyList<ControlUnit> _units;
     private readonly IReadOnlyList<string> _unetResiduals;
+    private readonly IReadOnlyDictionary<string, TensorSpec> _unetInputs;
     private readonly ResidualShape[]? _zeroLayout;
     private readonly DenoisingConditioning _conditioning;
     private readonly bool _cfg;
@@ -48,17 +49,19 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
 
     /// <param name="units">The active nets (empty: feed zeros).</param>
     /// <param name="unetResiduals">The UNet's residual input names, down 0..n-1 then mid.</param>
+    /// <param name="unetInputs">The UNet's extra inputs (for the declared shapes).</param>
     /// <param name="zeroLayout">The residual shapes from the UNet's config, used when <paramref name="units"/> is empty.</param>
     /// <param name="conditioning">The run's CFG-batched conditioning (also fed to the nets).</param>
     /// <param name="cfg">Whether classifier-free guidance is on.</param>
     /// <param name="guessMode">diffusers' guess_mode (or a net's global_pool_conditions).</param>
     /// <param name="pixelHeight">The control images' height (the generated height).</param>
     /// <param name="pixelWidth">The control images' width.</param>
-    public ControlNetInputProvider(IReadOnlyList<ControlUnit> units, IReadOnlyList<string> unetResiduals, ResidualShape[]? zeroLayout,
+    public ControlNetInputProvider(IReadOnlyList<ControlUnit> units, IReadOnlyList<string> unetResiduals, IReadOnlyDictionary<string, TensorSpec> unetInputs, ResidualShape[]? zeroLayout,
         DenoisingConditioning conditioning, bool cfg, bool guessMode, int pixelHeight, int pixelWidth)
     {
         _units = units;
         _unetResiduals = unetResiduals;
+        _unetInputs = unetInputs;
         _zeroLayout = zeroLayout;
         _conditioning = conditioning;
         _cfg = cfg;
@@ -77,6 +80,12 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
         {
             var net = _units.Count > 0 ? $"ControlNet '{_units[0].Net.Name}' outputs {_layout.Length - 1}" : $"unet/config.json describes {_layout.Length - 1}";
             throw new SdxlModelException($"{net} down-block residuals, and the ControlNet-enabled UNet takes {_unetResiduals.Count - 1}: they are not for the same base model.");
+        }
+
+        if (!ResidualLayout.ChannelsAgree(_layout.Select((r, k) => r with { Name = _unetResiduals[k] }).ToArray(), _unetInputs))
+        {
+            var found = string.Join(", ", _unetResiduals.Select(n => _unetInputs[n].ToString()));
+            throw new SdxlModelException($"The ControlNet residuals have channels [{string.Join(", ", _layout.Select(r => r.Channels))}] and the UNet's residual inputs are {found}: they are not for the same base model.");
         }
 
         _sums = new float[_layout.Length][];
