@@ -38,9 +38,9 @@ internal static class CliApp
         {
             var command = args[0];
             var rest = args.Skip(1).ToArray();
-            if (command == "info" && rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
+            if (command is "info" or "download" && rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
             {
-                rest = ["--model", .. rest];
+                rest = [command == "info" ? "--model" : "--repo", .. rest];
             }
 
             var options = new CliArguments(rest, Flags);
@@ -58,7 +58,9 @@ internal static class CliApp
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
+                "download" => await HubCommands.DownloadAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
+                "models" => HubCommands.Models(options, stdout),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, download, models; see --help)"),
             };
         }
         catch (UsageException e)
@@ -110,16 +112,8 @@ internal static class CliApp
     internal static string OneLine(string message) =>
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    internal static string ModelPath(CliArguments options)
-    {
-        var model = options.Required("model");
-        if (!Directory.Exists(model))
-        {
-            throw new UsageException($"--model: folder not found: '{model}'");
-        }
-
-        return model;
-    }
+    /// <summary>The <c>--model</c> folder, or the cached folder of an ORG/NAME Hugging Face repository id.</summary>
+    internal static string ModelPath(CliArguments options) => HubCommands.ResolveModel(options.Required("model"), "model");
 
     private static int Tokenize(CliArguments options, TextWriter stdout)
     {
@@ -213,6 +207,12 @@ internal static class CliApp
           buckets   [--width W --height H]
           demo      [--output FILE.png] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
+          download  ORG/NAME [--revision R] [--variant fp16] [--cache-dir DIR]
+                    (the ONNX files of a Hugging Face repository into the huggingface_hub cache; prints the folder)
+          models    [--cache-dir DIR] [--json]   (the models in that cache, sizes and ONNX layouts)
+
+        Models: DIR may also be ORG/NAME, a repository in the Hugging Face cache (HF_HUB_CACHE, HF_HOME);
+          HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1 are honoured as by huggingface_hub.
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
           dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm

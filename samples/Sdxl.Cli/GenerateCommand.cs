@@ -118,11 +118,7 @@ internal static class GenerateCommand
         };
         conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
 
-        var refinerDir = options.Optional("refiner");
-        if (refinerDir is not null && !Directory.Exists(refinerDir))
-        {
-            throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
-        }
+        var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
