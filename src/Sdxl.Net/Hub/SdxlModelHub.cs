@@ -39,6 +39,12 @@ public static class SdxlModelHub
             return FindCached(cache, options) ?? throw NotCached(cache, options, "offline mode (HF_HUB_OFFLINE) is on, so nothing is downloaded");
         }
 
+        if (HubRepoId.CommitHash().IsMatch(options.Revision) && FindCached(cache, options) is { } pinned)
+        {
+            // A commit never changes: its complete snapshot needs no request (huggingface_hub skips them too).
+            return pinned;
+        }
+
         var http = new HubHttp(settings, repoId, options.MaxRetries);
         HubRevision revision;
         try
@@ -271,12 +277,21 @@ public static class SdxlModelHub
     private static long SizeOnDisk(DirectoryInfo repo)
     {
         long size = 0;
-        foreach (var file in repo.EnumerateFiles("*", SearchOption.AllDirectories))
+        foreach (var folder in new[] { "blobs", "snapshots" })
         {
-            // Links count nothing: their blobs are counted once in blobs/.
-            if (file.LinkTarget is null && !file.Name.EndsWith(".incomplete", StringComparison.Ordinal))
+            var path = new DirectoryInfo(Path.Combine(repo.FullName, folder));
+            if (!path.Exists)
             {
-                size += file.Length;
+                continue;
+            }
+
+            foreach (var file in path.EnumerateFiles("*", SearchOption.AllDirectories))
+            {
+                // Links count nothing: their blobs are counted once in blobs/.
+                if (file.LinkTarget is null && !file.Name.EndsWith(".incomplete", StringComparison.Ordinal))
+                {
+                    size += file.Length;
+                }
             }
         }
 
