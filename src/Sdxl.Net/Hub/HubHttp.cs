@@ -98,11 +98,12 @@ internal sealed class HubHttp(HubSettings settings, string repoId, int maxRetrie
                 {
                     var next = new Uri(url, location);
 
-                    // A redirect that names the linked file (the Hub's 302 to its CDN) ends the lookup: the CDN's own
-                    // headers describe its storage, not the repository. Other redirects (a renamed repository) are followed.
-                    if (linkedEtag is not null)
+                    // A redirect that names the linked file (the Hub's 302 to its CDN), or, as huggingface_hub reads
+                    // it, any redirect to an absolute address, ends the lookup: the CDN's own headers describe its
+                    // storage, not the repository. Relative redirects (a renamed repository) are followed.
+                    if (linkedEtag is not null || (location.IsAbsoluteUri && thisEtag is not null))
                     {
-                        return Metadata(path, linkedEtag, linkedSize, next);
+                        return Metadata(path, linkedEtag ?? thisEtag, linkedSize, next);
                     }
 
                     url = next;

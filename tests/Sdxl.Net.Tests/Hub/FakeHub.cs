@@ -42,6 +42,9 @@ internal sealed class FakeHub : IAsyncDisposable
     /// <summary>LFS blobs (by sha256) whose advertised X-Linked-Size is absurd (a petabyte).</summary>
     public ConcurrentDictionary<string, bool> HugeSize { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>A pause before each CDN body, so that concurrent downloads overlap.</summary>
+    public TimeSpan CdnDelay { get; set; }
+
     /// <summary>Whether the resolve endpoint's redirect is absolute (http://127.0.0.1:port/cdn/…) rather than relative.</summary>
     public bool AbsoluteRedirects { get; set; }
 
@@ -215,6 +218,11 @@ internal sealed class FakeHub : IAsyncDisposable
         if (HttpMethods.IsHead(context.Request.Method))
         {
             return;
+        }
+
+        if (CdnDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(CdnDelay);
         }
 
         if (CutAfter.TryRemove(sha, out var cut) && cut > from)

@@ -127,6 +127,54 @@ public sealed class HubCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_processes_downloading_one_repository_fetch_each_blob_once()
+    {
+        var model = SyntheticModels.Get(new SyntheticModelOptions { UnetExternalData = true });
+        _hub!.AddRepo("sdxl-test/two-processes", model);
+        _hub.CdnDelay = TimeSpan.FromMilliseconds(200);
+
+        var processes = Enumerable.Range(0, 2).Select(_ => StartCli("download", "sdxl-test/two-processes")).ToArray();
+        var results = await Task.WhenAll(processes.Select(async p =>
+        {
+            var output = p.StandardOutput.ReadToEndAsync();
+            var error = p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            return (p.ExitCode, Out: await output, Err: await error);
+        }));
+
+        Assert.All(results, r => Assert.True(r.ExitCode == 0, r.Err));
+        var folder = results[0].Out.Trim();
+        Assert.Equal(folder, results[1].Out.Trim());
+        foreach (var file in HubTestSupport.RelativeFiles(model))
+        {
+            Assert.Equal(File.ReadAllBytes(Path.Combine(model, file)), File.ReadAllBytes(Path.Combine(folder, file)));
+        }
+
+        // The lock files kept the second process from fetching what the first was fetching.
+        var cdn = _hub.Requests.Where(r => r.StartsWith("GET /cdn/", StringComparison.Ordinal)).Select(r => r.Split('?')[0]).ToList();
+        Assert.Equal(cdn.Distinct().Count(), cdn.Count);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(Cache, "models--sdxl-test--two-processes", "blobs"), "*.incomplete"));
+    }
+
+    /// <summary>The built sdxl CLI (copied beside the tests) as its own process, with this process's HF_* variables.</summary>
+    private static System.Diagnostics.Process StartCli(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sdxl.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return System.Diagnostics.Process.Start(start)!;
+    }
+
+    [Fact]
     public async Task Download_usage_errors_exit_2()
     {
         Assert.Equal(CliApp.UsageFailure, (await Run("download")).Exit);
