@@ -78,10 +78,25 @@ internal sealed class HubHttp(HubSettings settings, string repoId, int maxRetrie
         }, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Reads a file's metadata from the resolve endpoint without reading its body.</summary>
-    public async Task<HubFileMetadata> GetFileMetadataAsync(string commit, string path, CancellationToken ct)
+    /// <summary>
+    /// Reads a file's metadata from the resolve endpoint without reading its body: at the commit (as huggingface_hub
+    /// asks), or at <paramref name="revision"/> when a server (a simple mirror) does not resolve commit hashes.
+    /// </summary>
+    public async Task<HubFileMetadata> GetFileMetadataAsync(string commit, string revision, string path, CancellationToken ct)
     {
-        var start = new Uri(_endpoint, $"{repoId}/resolve/{commit}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
+        try
+        {
+            return await GetFileMetadataAtAsync(commit, path, ct).ConfigureAwait(false);
+        }
+        catch (SdxlHubException e) when (revision != commit && e.Kind is HubErrorKind.RevisionNotFound or HubErrorKind.RepositoryNotFound)
+        {
+            return await GetFileMetadataAtAsync(revision, path, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<HubFileMetadata> GetFileMetadataAtAsync(string commit, string path, CancellationToken ct)
+    {
+        var start = new Uri(_endpoint, $"{repoId}/resolve/{Uri.EscapeDataString(commit)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
         return await WithRetriesAsync($"'{path}' of {repoId}", async () =>
         {
             string? linkedEtag = null, etag = null;

@@ -68,7 +68,7 @@ public static class SdxlModelHub
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = options.MaxParallelDownloads, CancellationToken = cancellationToken };
         var metadata = new HubFileMetadata[missing.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, missing.Count), parallel, async (i, ct) =>
-            metadata[i] = await http.GetFileMetadataAsync(commit, missing[i], ct).ConfigureAwait(false)).ConfigureAwait(false);
+            metadata[i] = await http.GetFileMetadataAsync(commit, options.Revision, missing[i], ct).ConfigureAwait(false)).ConfigureAwait(false);
 
         long totalBytes = 0;
         foreach (var file in metadata.DistinctBy(m => m.Etag))
