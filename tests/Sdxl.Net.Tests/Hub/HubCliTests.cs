@@ -95,6 +95,41 @@ public sealed class HubCliTests : IAsyncLifetime
         Assert.Equal(folder, output.Trim());
     }
 
+    [TinySdxlFact]
+    public async Task The_reference_model_downloaded_and_run_offline_reproduces_diffusers()
+    {
+        // The tiny diffusers-reference folder published with PyTorch decoys; case 01 run from the cache by id must
+        // match diffusers' image as closely as the folder itself does (tolerance from the case).
+        var root = TestPaths.TinySdxl!;
+        var model = Path.Combine(root, "tiny-sdxl-base");
+        _hub!.AddRepo("sdxl-test/tiny-sdxl-base", model, new Dictionary<string, byte[]>
+        {
+            ["unet/diffusion_pytorch_model.safetensors"] = new byte[4096],
+            ["text_encoder/model.safetensors"] = new byte[2048],
+        });
+        var (exit, output, err) = await Run("download", "sdxl-test/tiny-sdxl-base");
+        Assert.True(exit == 0, err);
+        Assert.Equal(HubTestSupport.RelativeFiles(model), HubTestSupport.RelativeFiles(output.Trim()));
+        Assert.Equal(0, _hub.CountRequests(r => r.Contains("safetensors", StringComparison.Ordinal)));
+
+        Environment.SetEnvironmentVariable("HF_HUB_OFFLINE", "1");
+        var caseDir = Path.Combine(root, "cases", "01_euler");
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
+        var p = doc.RootElement;
+        var npy = Path.Combine(_work.Path, "out.npy");
+        (exit, _, err) = await Run("generate", "--model", "sdxl-test/tiny-sdxl-base",
+            "--prompt", p.GetProperty("prompt").GetString()!, "--negative-prompt", p.GetProperty("negative_prompt").GetString()!,
+            "--width", "64", "--height", "64", "--steps", "8", "--guidance", "5", "--scheduler", "euler",
+            "--latents", Path.Combine(caseDir, "latents.npy"), "--device", "cpu", "--output", npy);
+        Assert.True(exit == 0, err);
+
+        var (actual, _) = Sdxl.Net.Imaging.NpyFile.Read(npy);
+        var (expected, _) = Sdxl.Net.Imaging.NpyFile.Read(Path.Combine(caseDir, "expected_image.npy"));
+        Assert.Equal(expected.Length, actual.Length);
+        double maxError = expected.Zip(actual, (a, b) => Math.Abs((double)a - b)).Max();
+        Assert.True(maxError <= p.GetProperty("tolerance_max_abs").GetDouble(), $"max abs error {maxError:E3}");
+    }
+
     [Fact]
     public async Task A_gated_repository_fails_with_one_line_and_succeeds_with_the_token_file()
     {
