@@ -9,8 +9,11 @@ namespace Sdxl.Net.Hub;
 /// <summary>A repository revision as the Hub's API lists it: its commit and every file path.</summary>
 internal sealed record HubRevision(string Commit, IReadOnlyList<string> Files);
 
-/// <summary>What the resolve endpoint says about one file: its blob name, size, and where its bytes are.</summary>
-internal sealed record HubFileMetadata(string Path, string Etag, long? Size, Uri DownloadUrl);
+/// <summary>
+/// What the resolve endpoint says about one file: its blob name, size, and where its bytes are; for small files
+/// served directly (configs, tokenizer files), the bytes themselves, read with the metadata instead of asked twice.
+/// </summary>
+internal sealed record HubFileMetadata(string Path, string Etag, long? Size, Uri DownloadUrl, byte[]? Content = null);
 
 /// <summary>
 /// The Hub's HTTP protocol as huggingface_hub speaks it (file_download.py, hf_api.py):
@@ -22,6 +25,9 @@ internal sealed record HubFileMetadata(string Path, string Etag, long? Size, Uri
 internal sealed class HubHttp(HubSettings settings, string repoId, int maxRetries)
 {
     private const int MaxRedirects = 10;
+
+    /// <summary>Files up to this size that the resolve endpoint serves itself are kept from the metadata request.</summary>
+    private const long InlineLimit = 1 << 20;
     private static readonly TimeSpan HeadersTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(60);
 
@@ -131,7 +137,14 @@ internal sealed class HubHttp(HubSettings settings, string repoId, int maxRetrie
                 }
 
                 var size = linkedSize ?? response.Content.Headers.ContentLength;
-                return Metadata(path, linkedEtag ?? thisEtag ?? etag, size, url);
+                var metadata = Metadata(path, linkedEtag ?? thisEtag ?? etag, size, url);
+                if (linkedEtag is null && response.Content.Headers.ContentLength is { } length and <= InlineLimit)
+                {
+                    var content = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+                    return content.Length == length ? metadata with { Content = content } : metadata;
+                }
+
+                return metadata;
             }
 
             throw new SdxlHubException(HubErrorKind.Network, $"More than {MaxRedirects} redirects for '{path}' of {repoId}: {start}");
@@ -146,6 +159,21 @@ internal sealed class HubHttp(HubSettings settings, string repoId, int maxRetrie
     /// </summary>
     public async Task DownloadAsync(HubFileMetadata file, string target, Action<long> onBytes, CancellationToken ct)
     {
+        if (file.Content is { } content)
+        {
+            try
+            {
+                await File.WriteAllBytesAsync(target, content, ct).ConfigureAwait(false);
+            }
+            catch (IOException e) when (IsDiskFull(e))
+            {
+                throw DiskFull(Path.GetDirectoryName(target)!, file, e);
+            }
+
+            onBytes(content.Length);
+            return;
+        }
+
         int failures = 0;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         try

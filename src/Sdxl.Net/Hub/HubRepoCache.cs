@@ -91,13 +91,23 @@ internal sealed class HubRepoCache(string cacheDirectory, string repoId)
         var files = new List<string>();
         foreach (var path in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories))
         {
-            if (File.Exists(path) && (new FileInfo(path).LinkTarget is null || new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Exists == true))
+            if (IsUsable(path))
             {
                 files.Add(Path.GetRelativePath(root, path).Replace('\\', '/'));
             }
         }
 
         return files;
+    }
+
+    /// <summary>
+    /// Whether a snapshot file can be read: a copy, or a link whose blob is there. (File.Exists is true for a dangling
+    /// link on Unix, and a user may have deleted blobs to free space.)
+    /// </summary>
+    public static bool IsUsable(string pointerPath)
+    {
+        var info = new FileInfo(pointerPath);
+        return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
     }
 
     /// <summary>The branches and tags recorded for each commit.</summary>

@@ -64,7 +64,7 @@ public static class SdxlModelHub
 
         // model_index.json is linked last, so a snapshot folder holds a pipeline only once all its files are there.
         var modelIndex = layout.Root.Length == 0 ? "model_index.json" : layout.Root + "/model_index.json";
-        var missing = layout.Files.Where(f => !File.Exists(cache.PointerPath(commit, f))).ToList();
+        var missing = layout.Files.Where(f => !HubRepoCache.IsUsable(cache.PointerPath(commit, f))).ToList();
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = options.MaxParallelDownloads, CancellationToken = cancellationToken };
         var metadata = new HubFileMetadata[missing.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, missing.Count), parallel, async (i, ct) =>
@@ -225,6 +225,7 @@ public static class SdxlModelHub
             long length = new FileInfo(incomplete).Length;
             File.Delete(incomplete);
             tracker.AddBytes(file.Path, -length);
+            file = file with { Content = null };
             if (attempt == 2)
             {
                 throw new SdxlHubException(HubErrorKind.CorruptDownload,

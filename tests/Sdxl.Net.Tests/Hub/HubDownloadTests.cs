@@ -109,6 +109,23 @@ public sealed class HubDownloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_deleted_blob_is_downloaded_again_and_its_link_repaired()
+    {
+        var folder = await SdxlModelHub.DownloadAsync(RepoId, Options);
+        var data = File.ReadAllBytes(Path.Combine(_model, "unet", "model.onnx_data"));
+        var sha = FakeHub.Sha256(data);
+        File.Delete(Path.Combine(RepoFolder, "blobs", sha));
+
+        Assert.Equal(folder, await SdxlModelHub.DownloadAsync(RepoId, Options));
+
+        Assert.Equal(data, File.ReadAllBytes(Path.Combine(folder, "unet", "model.onnx_data")));
+        Assert.Equal(2, _hub.CountRequests(r => r.StartsWith($"GET /cdn/{sha}", StringComparison.Ordinal)));
+
+        // Only that blob was fetched again.
+        Assert.Equal(HubTestSupport.RelativeFiles(_model).Length + 1, _hub.CountRequests(r => r.Contains("/resolve/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task A_cut_connection_resumes_with_a_range_request()
     {
         var data = File.ReadAllBytes(Path.Combine(_model, "unet", "model.onnx_data"));
