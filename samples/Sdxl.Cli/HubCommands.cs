@@ -101,10 +101,7 @@ internal static class HubCommands
         CacheDirectory = options.Optional("cache-dir"),
     };
 
-    /// <summary>ORG/NAME, not a path: one '/', no leading '.', '/' or '~', no backslash.</summary>
-    private static bool IsRepoId(string value) =>
-        value.Count(c => c == '/') == 1 && !Path.IsPathRooted(value) && !value.Contains('\\')
-        && value[0] is not ('.' or '~') && value.Split('/').All(p => p.Length > 0 && p.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'));
+    private static bool IsRepoId(string value) => SdxlModelHub.IsRepositoryId(value);
 
     internal static string FormatBytes(long bytes)
     {

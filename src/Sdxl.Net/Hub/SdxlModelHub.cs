@@ -109,6 +109,13 @@ public static class SdxlModelHub
         return FindCached(new HubRepoCache(HubSettings.From(options with { Offline = true }).CacheDirectory, repoId), options);
     }
 
+    /// <summary>
+    /// Whether <paramref name="value"/> has the form of a Hub repository id, <c>owner/name</c> (the Hub's characters,
+    /// no <c>--</c> or <c>..</c>): what <see cref="SdxlPipelineBuilder.WithModel(string)"/> looks up in the cache when
+    /// no folder of that name exists.
+    /// </summary>
+    public static bool IsRepositoryId(string value) => value is not null && HubRepoId.IsValid(value);
+
     /// <summary>The hub cache folder: <paramref name="cacheDirectory"/>, else <c>HF_HUB_CACHE</c>, <c>$HF_HOME/hub</c> or <c>~/.cache/huggingface/hub</c>.</summary>
     public static string ResolveCacheDirectory(string? cacheDirectory = null) => HubSettings.CacheDirectoryFrom(cacheDirectory);
 
