@@ -82,6 +82,17 @@ public sealed class HubCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public void The_memory_guard_counts_the_blobs_behind_snapshot_links()
+    {
+        var model = SyntheticModels.Get(new Sdxl.Net.Synthetic.SyntheticModelOptions { UnetExternalData = true });
+        var snapshot = WritePythonCache(_cache.Path, "python/linked", model, "89abcdef0123456789abcdef0123456789abcdef", links: true);
+
+        // The links' own sizes are a few dozen bytes; the guard must see the weights.
+        Assert.Equal(Sdxl.Net.Models.MemoryGuard.ComponentBytes(Path.Combine(model, "unet")), Sdxl.Net.Models.MemoryGuard.ComponentBytes(Path.Combine(snapshot, "unet")));
+        Assert.True(Sdxl.Net.Models.MemoryGuard.ComponentBytes(Path.Combine(snapshot, "unet")) > new FileInfo(Path.Combine(model, "unet", "model.onnx_data")).Length);
+    }
+
+    [Fact]
     public async Task A_lock_held_elsewhere_times_out_with_the_lock_file_named()
     {
         var model = SyntheticModels.Get();
