@@ -206,9 +206,13 @@ internal static class GenerateCommand
             // Record the Karras variant by its catalog name, so the PNG recipe selects it again.
             scheduler += "-karras";
         }
+        var (syntax, weighting) = CliApp.PromptSyntaxOptions(options, fromImage);
         var request = new GenerationRequest
         {
             Prompt = prompt,
+            PromptSyntax = syntax,
+            PromptWeighting = weighting,
+            ClipSkip = options.Int("clip-skip", 0, 64) ?? fromImage?.ClipSkip,
             Prompt2 = options.Optional("prompt-2") ?? fromImage?.Prompt2,
             NegativePrompt = options.Optional("negative-prompt") ?? fromImage?.NegativePrompt,
             NegativePrompt2 = options.Optional("negative-prompt-2") ?? fromImage?.NegativePrompt2,

@@ -97,6 +97,7 @@ public sealed class TinyReferenceCaseTests
             ["batch"] = "--batch", ["num_images_per_prompt"] = "--batch", ["seed"] = "--seed",
             ["high_noise_fraction"] = "--high-noise-fraction", ["aesthetic_score"] = "--aesthetic-score",
             ["negative_aesthetic_score"] = "--negative-aesthetic-score",
+            ["prompt_syntax"] = "--prompt-syntax", ["prompt_weighting"] = "--prompt-weighting", ["clip_skip"] = "--clip-skip",
         };
         foreach (var prop in p.EnumerateObject())
         {
