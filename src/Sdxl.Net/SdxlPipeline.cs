@@ -37,7 +37,7 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
@@ -370,6 +370,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Embeddings = _model.Embeddings?.Applied ?? [],
         };
     }
 
@@ -538,7 +539,7 @@ public sealed class SdxlPipeline : IDisposable
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);

@@ -151,9 +151,11 @@ public sealed class ClipTokenizer
     /// <c>[BOS] + ids[..(MaxLength - 2)] + [EOS]</c>, then padded with <see cref="PadTokenId"/> to
     /// <see cref="MaxLength"/>.
     /// </summary>
-    public TokenizedPrompt Encode(string text)
+    public TokenizedPrompt Encode(string text) => Pad(EncodeToIds(text));
+
+    /// <summary><c>[BOS] + ids[..(MaxLength - 2)] + [EOS]</c>, padded with <see cref="PadTokenId"/>.</summary>
+    internal TokenizedPrompt Pad(IReadOnlyList<int> ids)
     {
-        var ids = EncodeToIds(text);
         var kept = Math.Min(ids.Count, MaxLength - 2);
         var inputIds = new int[MaxLength];
         inputIds[0] = BosTokenId;

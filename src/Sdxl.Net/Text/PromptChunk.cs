@@ -54,7 +54,11 @@ internal static class PromptChunker
     /// <summary>How far back a full chunk looks for a comma to break at (A1111's <c>comma_padding_backtrack</c>, default 20).</summary>
     public const int CommaBacktrack = 20;
 
-    public static List<PromptChunk> Chunk(ClipTokenizer tokenizer, IReadOnlyList<PromptSegment> segments)
+    /// <param name="tokenizer">The encoder's tokenizer.</param>
+    /// <param name="segments">The parsed prompt.</param>
+    /// <param name="embeddings">Textual-inversion embeddings whose trigger words expand to their rows' ids, or <see langword="null"/>.</param>
+    /// <param name="component">The text encoder the chunks are for (selects the embeddings' rows).</param>
+    public static List<PromptChunk> Chunk(ClipTokenizer tokenizer, IReadOnlyList<PromptSegment> segments, TextualInversions? embeddings = null, string component = "")
     {
         int chunkLength = tokenizer.MaxLength - 2;
         int comma = tokenizer.CommaTokenId;
@@ -81,8 +85,10 @@ internal static class PromptChunker
 
             // A1111 keeps the multipliers as Python floats and hands them to torch as float32.
             float weight = (float)segment.Weight;
-            foreach (var token in tokenizer.EncodeToIds(segment.Text))
+            var ids = tokenizer.EncodeToIds(segment.Text);
+            for (int position = 0; position < ids.Count;)
             {
+                int token = ids[position];
                 if (token == comma)
                 {
                     lastComma = tokens.Count;
@@ -104,8 +110,27 @@ internal static class PromptChunker
                     Close();
                 }
 
+                if (embeddings is not null && embeddings.TryMatch(ids, position, tokenizer, component, out var matched, out var rows))
+                {
+                    // An embedding's vectors stay together: if they do not fit, the chunk closes first (A1111).
+                    if (tokens.Count + rows.Length > chunkLength)
+                    {
+                        Close();
+                    }
+
+                    foreach (var row in rows)
+                    {
+                        tokens.Add(row);
+                        weights.Add(weight);
+                    }
+
+                    position += matched;
+                    continue;
+                }
+
                 tokens.Add(token);
                 weights.Add(weight);
+                position++;
             }
         }
 

@@ -55,12 +55,12 @@ internal sealed class PromptEncoder : IPromptEncoder
     {
         if (model.TextEncoder is null || model.Tokenizer is null)
         {
-            var (hiddenOnly, sizeOnly, pooledOnly) = Run(model.Tokenizer2, model.TextEncoder2, "tokenizer_2", prompt, notes, runOptions, clipSkip);
+            var (hiddenOnly, sizeOnly, pooledOnly) = Run(model, model.Tokenizer2, model.TextEncoder2, "tokenizer_2", prompt, notes, runOptions, clipSkip);
             return new PromptEmbedding(hiddenOnly, model.Tokenizer2.MaxLength, sizeOnly, pooledOnly!);
         }
 
-        var (h1, d1, _) = Run(model.Tokenizer, model.TextEncoder, "tokenizer", prompt, notes, runOptions, clipSkip);
-        var (h2, d2, pooled) = Run(model.Tokenizer2, model.TextEncoder2, "tokenizer_2", prompt2, notes, runOptions, clipSkip);
+        var (h1, d1, _) = Run(model, model.Tokenizer, model.TextEncoder, "tokenizer", prompt, notes, runOptions, clipSkip);
+        var (h2, d2, pooled) = Run(model, model.Tokenizer2, model.TextEncoder2, "tokenizer_2", prompt2, notes, runOptions, clipSkip);
         int seq1 = h1.Length / d1, seq2 = h2.Length / d2;
         if (seq1 != seq2)
         {
@@ -84,9 +84,12 @@ internal sealed class PromptEncoder : IPromptEncoder
     }
 
     private static (float[] Hidden, int HiddenSize, float[]? Pooled) Run(
-        ClipTokenizer tokenizer, TextEncoderModel encoder, string name, string text, List<TruncationNote>? notes, RunOptions? runOptions, int clipSkip)
+        SdxlModelFolder model, ClipTokenizer tokenizer, TextEncoderModel encoder, string name, string text, List<TruncationNote>? notes, RunOptions? runOptions, int clipSkip)
     {
-        var tokens = tokenizer.Encode(text);
+        // Textual inversion: a trigger word becomes the ids of its embedding's rows (diffusers' maybe_convert_prompt).
+        var tokens = model.Embeddings is { } embeddings
+            ? tokenizer.Pad(embeddings.Expand(tokenizer.EncodeToIds(text), tokenizer, encoder.Component))
+            : tokenizer.Encode(text);
         if (tokens.Truncated)
         {
             notes?.Add(new TruncationNote(name, text, tokens.TokenCount, tokens.KeptTokenCount));

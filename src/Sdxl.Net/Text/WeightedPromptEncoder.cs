@@ -58,9 +58,9 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
         return (positive, negative);
     }
 
-    private static List<PromptChunk> Chunk(ClipTokenizer tokenizer, string prompt, PromptTexts options)
+    private static List<PromptChunk> Chunk(SdxlModelFolder model, ClipTokenizer tokenizer, TextEncoderModel encoder, string prompt, PromptTexts options)
     {
-        var chunks = PromptChunker.Chunk(tokenizer, PromptParser.Parse(prompt, options.Weighting));
+        var chunks = PromptChunker.Chunk(tokenizer, PromptParser.Parse(prompt, options.Weighting), model.Embeddings, encoder.Component);
         if (chunks.Count > MaxChunks)
         {
             throw new ArgumentException(
@@ -80,7 +80,7 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
         if (model.TextEncoder is null || model.Tokenizer is null)
         {
             // A refiner folder: the bigG encoder reads the prompt, as diffusers does.
-            var chunksOnly = Chunk(model.Tokenizer2, prompt, options);
+            var chunksOnly = Chunk(model, model.Tokenizer2, model.TextEncoder2, prompt, options);
             var (hiddenOnly, sizeOnly, pooledOnly) = EncodeChunks(model.Tokenizer2, model.TextEncoder2, chunksOnly, options, runOptions);
             return new PromptEmbedding(hiddenOnly, chunksOnly.Count * model.Tokenizer2.MaxLength, sizeOnly, pooledOnly!);
         }
@@ -90,8 +90,8 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
             throw new SdxlModelException($"The tokenizers have different model_max_length ({model.Tokenizer.MaxLength} and {model.Tokenizer2.MaxLength}); both must be the same.");
         }
 
-        var chunks1 = Chunk(model.Tokenizer, prompt, options);
-        var chunks2 = Chunk(model.Tokenizer2, prompt2, options);
+        var chunks1 = Chunk(model, model.Tokenizer, model.TextEncoder, prompt, options);
+        var chunks2 = Chunk(model, model.Tokenizer2, model.TextEncoder2, prompt2, options);
 
         // Different texts for the two encoders may chunk differently: the shorter gets empty-prompt chunks.
         while (chunks1.Count < chunks2.Count)
