@@ -34,7 +34,13 @@ public sealed class TinyReferenceCaseTests
     public async Task Cli_reproduces_the_diffusers_image(string caseName)
     {
         var root = TestPaths.TinySdxl!;
-        var caseDir = Path.Combine(root, "cases", caseName);
+        await AssertCliReproduces(root, Path.Combine(root, "cases", caseName));
+    }
+
+    /// <summary>Runs the case in <paramref name="caseDir"/> through the CLI and compares with its expected image.</summary>
+    internal static async Task AssertCliReproduces(string root, string caseDir)
+    {
+        var caseName = Path.GetFileName(caseDir);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
         var p = doc.RootElement;
         var output = Path.Combine(Path.GetTempPath(), $"sdxl-case-{caseName}-{Guid.NewGuid():N}.npy");

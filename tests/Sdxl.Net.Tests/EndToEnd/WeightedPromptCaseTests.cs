@@ -24,31 +24,9 @@ public sealed class WeightedPromptCaseTests
     [MemberData(nameof(Text.PromptParserTests.FeatureCases), MemberType = typeof(Text.PromptParserTests))]
     public async Task Cli_reproduces_the_reference_image(string caseName)
     {
-        var p = WeightedFeatureCases.Params(caseName);
-        var caseDir = Path.Combine(WeightedFeatureCases.Root, caseName);
-        var output = Path.Combine(Path.GetTempPath(), $"sdxl-weighted-{caseName}-{Guid.NewGuid():N}.npy");
-        var args = TinyReferenceCaseTests.ToCliArguments(p, TestPaths.TinySdxl!, caseDir, output);
+        var args = TinyReferenceCaseTests.ToCliArguments(WeightedFeatureCases.Params(caseName), TestPaths.TinySdxl!, Path.Combine(WeightedFeatureCases.Root, caseName), "out.npy");
         Assert.Contains("--prompt-syntax", args);
-        try
-        {
-            var (exit, _, err) = await Run([.. args]);
-            Assert.True(exit == 0, $"exit {exit}: {err}");
-            var (actual, shape) = NpyFile.Read(output);
-            var (expected, expectedShape) = NpyFile.Read(Path.Combine(caseDir, "expected_image.npy"));
-            Assert.Equal(expectedShape, shape);
-            double tolerance = p.TryGetProperty("tolerance_max_abs", out var tol) ? tol.GetDouble() : 2e-3;
-            double maxError = 0;
-            for (int i = 0; i < actual.Length; i++)
-            {
-                maxError = Math.Max(maxError, Math.Abs(actual[i] - expected[i]));
-            }
-
-            Assert.True(maxError <= tolerance, $"{caseName}: max abs error {maxError:E3} > {tolerance:E1}");
-        }
-        finally
-        {
-            File.Delete(output);
-        }
+        await TinyReferenceCaseTests.AssertCliReproduces(TestPaths.TinySdxl!, Path.Combine(WeightedFeatureCases.Root, caseName));
     }
 
     [TinySdxlFact]
