@@ -135,3 +135,33 @@ public sealed class WeightedPromptCaseTests
         Assert.Contains("ClipSkip must be from 0 to 2", err, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Library-level refusals of the prompt language (no reference data needed).</summary>
+public sealed class PromptLanguageValidationTests
+{
+    [Fact]
+    public async Task A_unet_with_a_fixed_77_token_axis_refuses_long_weighted_prompts_and_takes_short_ones()
+    {
+        using var dir = new Synthetic.TempDirectory();
+        Sdxl.Net.Synthetic.SyntheticSdxlModel.Write(dir.Path, new Sdxl.Net.Synthetic.SyntheticModelOptions { UnetSequenceLength = 77 });
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(dir.Path).Build();
+        var request = new GenerationRequest { Prompt = "a cat BREAK a dog", PromptSyntax = Sdxl.Net.Text.PromptSyntax.Weighted, Steps = 1, Seed = 1 };
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => pipeline.GenerateAsync(request));
+        Assert.Contains("154 tokens", e.Message, StringComparison.Ordinal);
+        Assert.Contains("fixed at 77", e.Message, StringComparison.Ordinal);
+
+        var result = await pipeline.GenerateAsync(request with { Prompt = "a (cat:1.2)" });
+        Assert.Single(result.Images);
+    }
+
+    [Fact]
+    public async Task Weighting_without_weighted_syntax_and_negative_clip_skip_are_refused()
+    {
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get()).Build();
+        var request = new GenerationRequest { Prompt = "x", Steps = 1, Seed = 1 };
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => pipeline.GenerateAsync(request with { PromptWeighting = Sdxl.Net.Text.PromptWeighting.ComfyUI }));
+        Assert.Contains("applies to PromptSyntax.Weighted", e.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => pipeline.GenerateAsync(request with { ClipSkip = -1 }));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => pipeline.GenerateAsync(request with { PromptSyntax = (Sdxl.Net.Text.PromptSyntax)7 }));
+    }
+}
