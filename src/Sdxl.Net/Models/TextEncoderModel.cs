@@ -103,6 +103,17 @@ internal sealed class TextEncoderModel : IDisposable
         return (hidden, (int)shape[^1], pooled);
     }
 
+    /// <summary>Whether the export outputs <c>last_hidden_state</c> (the final layer after the final layer norm).</summary>
+    public bool HasLastHiddenState => _model.Outputs.ContainsKey("last_hidden_state");
+
+    /// <summary>The final layer's states [batch, seq, hidden] (after the final layer norm), which the pooled projection reads.</summary>
+    public float[] EncodeLastHiddenState(ReadOnlySpan<int> ids, int batch, int sequenceLength, RunOptions? runOptions)
+    {
+        using var input = OnnxModel.CreateIds(_ids, ids, [batch, sequenceLength]);
+        using var outputs = _model.Run(["input_ids"], [input], ["last_hidden_state"], runOptions);
+        return OnnxModel.ReadFloat(outputs.First());
+    }
+
     /// <summary>Fails unless <paramref name="clipSkip"/> names a layer this export outputs.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The encoder has too few layers, or the export lacks that layer's output.</exception>
     public void CheckClipSkip(int clipSkip) => OutputNamesForClipSkip(clipSkip);

@@ -98,8 +98,8 @@ internal sealed class TextualInversionEmbedding
 /// </summary>
 /// <remarks>
 /// Ids of the new rows follow the vocabulary (49408, 49409, …), as diffusers' <c>load_textual_inversion</c> adds tokens.
-/// Like diffusers (and unlike A1111, which keeps the placeholders' ids at 0), an export that pools at
-/// <c>argmax(input_ids)</c> then pools at the embedding's last token when the prompt contains one.
+/// An export that pools at <c>argmax(input_ids)</c> then pools at the embedding's last row, as diffusers does; the
+/// weighted (A1111) path recomputes the pooled embedding at the end-of-text token instead (<see cref="PoolAtEndOfText"/>).
 /// </remarks>
 internal sealed class TextualInversions : IDisposable
 {
@@ -222,6 +222,43 @@ internal sealed class TextualInversions : IDisposable
         return matchedLength > 0;
     }
 
+    /// <summary>
+    /// A1111's pooled embedding for a chunk that holds embedding rows: the text projection of the final states at the
+    /// first end-of-text token. (The export pools at <c>argmax(input_ids)</c>, which the rows' ids above the vocabulary
+    /// would capture; A1111's placeholders are id 0.) <see langword="null"/> when the chunk holds no embedding row, or the
+    /// export lacks <c>last_hidden_state</c> or a plain MatMul projection to <c>text_embeds</c>: then the export's pooling stands.
+    /// </summary>
+    public float[]? PoolAtEndOfText(TextEncoderModel encoder, ReadOnlySpan<int> chunkIds, int endOfText, RunOptions? runOptions)
+    {
+        if (!_tables.TryGetValue(encoder.Component, out var table) || table.Projection is not { } projection || !encoder.HasLastHiddenState)
+        {
+            return null;
+        }
+
+        bool holdsRows = false;
+        foreach (var id in chunkIds)
+        {
+            holdsRows |= id >= table.VocabularySize;
+        }
+
+        int eos = chunkIds.IndexOf(endOfText);
+        if (!holdsRows || eos < 0)
+        {
+            return null;
+        }
+
+        var states = encoder.EncodeLastHiddenState(chunkIds, 1, chunkIds.Length, runOptions);
+        int hidden = projection.Length / table.ProjectionWidth;
+        var token = states.AsSpan(eos * hidden, hidden);
+        var pooled = new float[table.ProjectionWidth];
+        for (int h = 0; h < hidden; h++)
+        {
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(projection.AsSpan(h * pooled.Length, pooled.Length), token[h], pooled, pooled);
+        }
+
+        return pooled;
+    }
+
     /// <summary>Replaces every trigger word in <paramref name="ids"/> by its embedding's row ids (the plain path).</summary>
     public List<int> Expand(IReadOnlyList<int> ids, ClipTokenizer tokenizer, string component)
     {
@@ -252,9 +289,17 @@ internal sealed class TextualInversions : IDisposable
     }
 
     /// <summary>One encoder's extended table: the original [V, d] followed by every embedding's rows.</summary>
-    private sealed class EncoderTable(string initializerName, OrtValue value, int[] firstIds) : IDisposable
+    private sealed class EncoderTable(string initializerName, OrtValue value, int[] firstIds, int vocabularySize, float[]? projection, int projectionWidth) : IDisposable
     {
         public string InitializerName { get; } = initializerName;
+
+        /// <summary>The rows of the original table: ids at or above it are embedding rows.</summary>
+        public int VocabularySize { get; } = vocabularySize;
+
+        /// <summary>The text projection [hidden, P] feeding <c>text_embeds</c>, when it is a plain MatMul by an initializer.</summary>
+        public float[]? Projection { get; } = projection;
+
+        public int ProjectionWidth { get; } = projectionWidth;
 
         public OrtValue Value { get; } = value;
 
@@ -300,7 +345,18 @@ internal sealed class TextualInversions : IDisposable
                 OnnxDataType.Float16 => OrtValue.CreateTensorValueFromMemory(Array.ConvertAll(values, v => (Float16)v), shape),
                 _ => throw new SdxlModelException($"{component}: the token-embedding table '{table.Name}' is of ONNX type {table.DataType}; textual inversion supports float32 and float16 tables. File: '{modelFile}'."),
             };
-            return new EncoderTable(table.Name, value, firstIds);
+            // The pooled projection, for A1111's pooling at the end-of-text token (see PoolAtEndOfText).
+            float[]? projection = null;
+            int projectionWidth = 0;
+            var project = graph.Nodes.FirstOrDefault(n => n.Outputs.Contains("text_embeds"));
+            if (project is { OpType: "MatMul", Inputs.Count: 2 } && graph.Initializers.TryGetValue(project.Inputs[1], out var weight)
+                && weight.Dimensions.Length == 2 && weight.ElementType is OnnxDataType.Float or OnnxDataType.Float16)
+            {
+                projection = graph.ReadAsSingle(weight);
+                projectionWidth = checked((int)weight.Dimensions[1]);
+            }
+
+            return new EncoderTable(table.Name, value, firstIds, rows, projection, projectionWidth);
         }
 
         // The table is the rank-2 initializer that a Gather indexes with input_ids (directly or through a Cast).

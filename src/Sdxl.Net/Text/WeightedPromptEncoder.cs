@@ -81,7 +81,7 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
         {
             // A refiner folder: the bigG encoder reads the prompt, as diffusers does.
             var chunksOnly = Chunk(model, model.Tokenizer2, model.TextEncoder2, prompt, options);
-            var (hiddenOnly, sizeOnly, pooledOnly) = EncodeChunks(model.Tokenizer2, model.TextEncoder2, chunksOnly, options, runOptions);
+            var (hiddenOnly, sizeOnly, pooledOnly) = EncodeChunks(model, model.Tokenizer2, model.TextEncoder2, chunksOnly, options, runOptions);
             return new PromptEmbedding(hiddenOnly, chunksOnly.Count * model.Tokenizer2.MaxLength, sizeOnly, pooledOnly!);
         }
 
@@ -104,15 +104,15 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
             chunks2.Add(PromptChunker.Empty(model.Tokenizer2));
         }
 
-        var (h1, d1, _) = EncodeChunks(model.Tokenizer, model.TextEncoder, chunks1, options, runOptions);
-        var (h2, d2, pooled) = EncodeChunks(model.Tokenizer2, model.TextEncoder2, chunks2, options, runOptions);
+        var (h1, d1, _) = EncodeChunks(model, model.Tokenizer, model.TextEncoder, chunks1, options, runOptions);
+        var (h2, d2, pooled) = EncodeChunks(model, model.Tokenizer2, model.TextEncoder2, chunks2, options, runOptions);
         int sequence = chunks1.Count * model.Tokenizer.MaxLength;
         return new PromptEmbedding(PromptEncoder.ConcatenateChannels(h1, d1, h2, d2, sequence), sequence, d1 + d2, pooled!);
     }
 
     /// <summary>Runs one encoder over all chunks (one batch), applies the weights, and returns [k·77, d] and the first chunk's pooled row.</summary>
     private static (float[] Hidden, int HiddenSize, float[]? Pooled) EncodeChunks(
-        ClipTokenizer tokenizer, TextEncoderModel encoder, List<PromptChunk> chunks, PromptTexts options, RunOptions? runOptions)
+        SdxlModelFolder model, ClipTokenizer tokenizer, TextEncoderModel encoder, List<PromptChunk> chunks, PromptTexts options, RunOptions? runOptions)
     {
         int length = tokenizer.MaxLength;
         bool weighted = false;
@@ -158,7 +158,8 @@ internal sealed class WeightedPromptEncoder : IPromptEncoder
         if (pooled is not null)
         {
             // The pooled projection of the first chunk; weights never touch it (A1111 takes it from the encoder output).
-            firstPooled = pooled.AsSpan(0, pooled.Length / rows).ToArray();
+            firstPooled = model.Embeddings?.PoolAtEndOfText(encoder, chunks[0].Ids, tokenizer.EosTokenId, runOptions)
+                ?? pooled.AsSpan(0, pooled.Length / rows).ToArray();
         }
 
         return (states, d, firstPooled);

@@ -91,6 +91,16 @@ public sealed class TextualInversionTests : IDisposable
         var weighted = WeightedPromptEncoder.Encode(model, "a mytok on mars", "a mytok on mars", new PromptTexts("", null, null, null), runOptions);
         Assert.Equal(expected.Hidden, weighted.Hidden);
 
+        // Pooled: A1111 pools at the end-of-text token, so the weighted path gives the pooled of "a red cat on mars"
+        // (computed on the host from last_hidden_state and the projection: float rounding only). The plain path
+        // pools at argmax(input_ids) like diffusers, which is the embedding's last row here.
+        for (int i = 0; i < expected.Pooled.Length; i++)
+        {
+            Assert.True(Math.Abs(expected.Pooled[i] - weighted.Pooled[i]) <= 1e-5, $"pooled[{i}]: {weighted.Pooled[i]} vs {expected.Pooled[i]}");
+        }
+
+        Assert.NotEqual(expected.Pooled, plain.Pooled);
+
         // Without the trigger word the sessions behave as before (the appended rows change nothing else), pooled included.
         var untouched = PromptEncoder.Encode(model, "a red cat on mars", "a red cat on mars", null, null);
         Assert.Equal(expected.Hidden, untouched.Hidden);
