@@ -23,6 +23,7 @@ public sealed class SdxlPipelineBuilder
 {
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
+    private readonly List<Text.EmbeddingReference> _embeddings = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
     private RefinerOptions? _refinerOptions;
@@ -218,6 +219,26 @@ public sealed class SdxlPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Adds an SDXL textual-inversion embedding (a <c>.safetensors</c> file with <c>clip_l</c> and <c>clip_g</c>
+    /// vectors): wherever <paramref name="token"/> appears in a prompt it stands for the file's N vectors. The text
+    /// encoders' token tables are extended when the pipeline is built.
+    /// </summary>
+    /// <param name="path">The embedding file.</param>
+    /// <param name="token">The trigger word; <see langword="null"/> uses the file name without extension (as AUTOMATIC1111 does).</param>
+    public SdxlPipelineBuilder AddEmbedding(string path, string? token = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        token ??= Path.GetFileNameWithoutExtension(path);
+        if (string.IsNullOrWhiteSpace(token) || token.Any(char.IsWhiteSpace))
+        {
+            throw new ArgumentException($"The embedding trigger word must be one word without spaces; got '{token}'.", nameof(token));
+        }
+
+        _embeddings.Add(new Text.EmbeddingReference(path, token));
+        return this;
+    }
+
     /// <summary>Logs model loading, provider selection and per-phase timings.</summary>
     public SdxlPipelineBuilder WithLogging(ILoggerFactory loggerFactory)
     {
@@ -263,7 +284,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae));
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray() });
     }
 }
 
@@ -280,4 +301,8 @@ internal sealed record SdxlPipelineSettings(
     IImageSink[] Sinks,
     ILoggerFactory LoggerFactory,
     Func<long, IRandomSource> RandomSourceFactory,
-    TiledVaeOptions? TiledVae = null);
+    TiledVaeOptions? TiledVae = null)
+{
+    /// <summary>The textual-inversion embeddings added to the text encoders.</summary>
+    public IReadOnlyList<Text.EmbeddingReference> Embeddings { get; init; } = [];
+}
