@@ -15,11 +15,11 @@ internal sealed class CliArguments
     private readonly IReadOnlySet<string> _repeatable;
 
     /// <param name="args">The arguments after the command.</param>
-    /// <param name="flags">Options that take no value.</param>
-    /// <param name="repeatable">Options that may be given several times (read with <see cref="All"/>).</param>
+    /// <param name="flags">Options without a value.</param>
+    /// <param name="repeatable">Options that may be given more than once (read with <see cref="All"/>).</param>
     public CliArguments(IEnumerable<string> args, IReadOnlySet<string> flags, IReadOnlySet<string>? repeatable = null)
     {
-        _repeatable = repeatable ?? new HashSet<string>();
+        _repeatable = repeatable ?? new HashSet<string>(StringComparer.Ordinal);
         string? pending = null;
         foreach (var arg in args)
         {
@@ -66,13 +66,13 @@ internal sealed class CliArguments
     {
         if (_repeatable.Contains(name) && value is not null)
         {
-            _values[name] = value;
             if (!_repeated.TryGetValue(name, out var list))
             {
                 _repeated[name] = list = [];
             }
 
             list.Add(value);
+            _values[name] = value;
             return;
         }
 
@@ -88,17 +88,17 @@ internal sealed class CliArguments
         return _values.ContainsKey(name);
     }
 
+    public string? Optional(string name)
+    {
+        _used.Add(name);
+        return _values.TryGetValue(name, out var v) ? v : null;
+    }
+
     /// <summary>Every value of a repeatable option, in the order given (empty when absent).</summary>
     public IReadOnlyList<string> All(string name)
     {
         _used.Add(name);
         return _repeated.TryGetValue(name, out var list) ? list : [];
-    }
-
-    public string? Optional(string name)
-    {
-        _used.Add(name);
-        return _values.TryGetValue(name, out var v) ? v : null;
     }
 
     public string Required(string name) =>

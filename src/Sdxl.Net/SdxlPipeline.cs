@@ -38,13 +38,17 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        var controlNets = settings.ControlNets ?? [];
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, loadControlNetUNet: controlNets.Count > 0);
+        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
         _controlNets = [];
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
-            _controlNets = ControlNet.ControlNetStage.Load(controlNets, settings.Provider);
+            if (settings.ControlNets.Count > 0)
+            {
+                _model.LoadControlNetUNet(settings.Provider);
+            }
+
+            _controlNets = ControlNet.ControlNetStage.Load(settings.ControlNets, settings.Provider);
             ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
         }
         catch
@@ -178,12 +182,24 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         ControlNet.ControlNetStage.CheckRequest(r, _controlNets);
+        CheckMemory(r, width, height);
         var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
         var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
         return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
+    }
+
+    /// <summary>Refuses, before any work, a generation whose activations cannot fit in the memory left (CPU provider).</summary>
+    private void CheckMemory(GenerationRequest r, int width, int height)
+    {
+        int scale = _model.VaeScaleFactor;
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1, height / scale, width / scale);
+        int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
+        long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
+        long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
+        MemoryGuard.CheckGeneration(unet, decode, unetToLoad, _settings.Provider, width, height, r.BatchSize, _settings.TiledVae is not null);
     }
 
     private static IScheduler CreateConfiguredScheduler(SdxlPipelineSettings settings, SdxlModelFolder model)
@@ -386,6 +402,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Embeddings = _model.Embeddings?.Applied ?? [],
             ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
@@ -555,7 +572,7 @@ public sealed class SdxlPipeline : IDisposable
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -607,24 +624,8 @@ public sealed class SdxlPipeline : IDisposable
     }
 
     private static (PromptEmbedding Positive, PromptEmbedding Negative) EncodePrompts(
-        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions)
-    {
-        // diffusers: prompt_2 = prompt_2 or prompt; negative_prompt = negative_prompt or ""; negative_prompt_2 = negative_prompt_2 or negative_prompt.
-        var positive = PromptEncoder.Encode(model, r.Prompt, string.IsNullOrEmpty(r.Prompt2) ? r.Prompt : r.Prompt2, notes, runOptions);
-        if (!cfg)
-        {
-            return (positive, positive);
-        }
-
-        if (r.NegativePrompt is null && model.ForceZerosForEmptyPrompt)
-        {
-            return (positive, PromptEmbedding.ZerosLike(positive));
-        }
-
-        var negativeText = r.NegativePrompt ?? string.Empty;
-        var negative2 = string.IsNullOrEmpty(r.NegativePrompt2) ? negativeText : r.NegativePrompt2;
-        return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
-    }
+        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions) =>
+        PromptEncoders.For(r.PromptSyntax).EncodePair(model, PromptTexts.From(r), cfg, notes, runOptions);
 
     private static List<GeneratedImage> Decode(VaeDecoderModel decoder, VaeLatentScaling vaeLatents, int vaeScale, float[] latents,
         int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)

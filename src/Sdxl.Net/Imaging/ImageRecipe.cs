@@ -54,6 +54,8 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        AppendPromptLanguage(sb, r, result);
+
         // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
         foreach (var (unit, i) in ControlNetBlock(result).Select((u, i) => (u, i)))
         {
@@ -94,6 +96,7 @@ public static class ImageRecipe
             Strength = r.Strength,
             ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
         };
+        RecordPromptLanguage(recipe, r, result);
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -148,7 +151,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
-        return new StoredRecipe(new GenerationRequest
+        return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -168,8 +171,9 @@ public static class ImageRecipe
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
             ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
+            Embeddings = doc.Embeddings ?? [],
             ControlNets = doc.ControlNet?.Units,
         };
     }
@@ -196,6 +200,51 @@ public static class ImageRecipe
         }
 
         return units;
+    }
+
+    // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
+    // written to the JSON only when they differ from the defaults, so plain recipes stay as they were.
+    private static void AppendPromptLanguage(StringBuilder sb, GenerationRequest r, GenerationResult result)
+    {
+        if (result.Embeddings.Count > 0)
+        {
+            sb.Append(", Embeddings: ").AppendJoin(", ", result.Embeddings.Select(e => e.Token));
+        }
+
+        if (r.PromptSyntax != Text.PromptSyntax.Plain)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Prompt syntax: {r.PromptSyntax}");
+            if (r.PromptWeighting != Text.PromptWeighting.Automatic1111)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", Prompt weighting: {r.PromptWeighting}");
+            }
+        }
+
+        if (r.ClipSkip is { } clipSkip and > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Clip skip: {clipSkip}");
+        }
+    }
+
+    private static void RecordPromptLanguage(RecipeDocument recipe, GenerationRequest r, GenerationResult result)
+    {
+        recipe.Embeddings = result.Embeddings.Count > 0 ? result.Embeddings.ToArray() : null;
+        recipe.PromptSyntax = r.PromptSyntax == Text.PromptSyntax.Plain ? null : r.PromptSyntax.ToString();
+        recipe.PromptWeighting = r.PromptWeighting == Text.PromptWeighting.Automatic1111 ? null : r.PromptWeighting.ToString();
+        recipe.ClipSkip = r.ClipSkip;
+    }
+
+    private static GenerationRequest ReadPromptLanguage(RecipeDocument doc, string pngPath, GenerationRequest request)
+    {
+        var syntax = Text.PromptSyntax.Plain;
+        var weighting = Text.PromptWeighting.Automatic1111;
+        if ((doc.PromptSyntax is { } s && !Enum.TryParse(s, ignoreCase: false, out syntax))
+            || (doc.PromptWeighting is { } w && !Enum.TryParse(w, ignoreCase: false, out weighting)))
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk names an unknown prompt syntax or weighting ('{doc.PromptSyntax}', '{doc.PromptWeighting}').");
+        }
+
+        return request with { PromptSyntax = syntax, PromptWeighting = weighting, ClipSkip = doc.ClipSkip };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -225,6 +274,13 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // The prompt language.
+        public string? PromptSyntax { get; set; }
+        public string? PromptWeighting { get; set; }
+        public int? ClipSkip { get; set; }
+        public Text.AppliedEmbedding[]? Embeddings { get; set; }
+
         public ControlNetRecipe? ControlNet { get; set; }
     }
 
@@ -251,6 +307,9 @@ public static class ImageRecipe
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
 public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
 {
+    /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
     /// <summary>The ControlNet units the image was made with (their control images are not stored and must be given again); <see langword="null"/> without ControlNet.</summary>
     public IReadOnlyList<StoredControlNet>? ControlNets { get; init; }
 }

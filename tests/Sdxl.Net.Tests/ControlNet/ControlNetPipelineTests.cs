@@ -250,7 +250,8 @@ public sealed class ControlNetPipelineTests
 
     private static float[][][] RecordResiduals(int steps, bool guess, params ControlImage[] images)
     {
-        using var model = SdxlModelFolder.Open(SyntheticModels.Get(OnnxStack), ExecutionProviderOptions.Cpu, loadControlNetUNet: true);
+        using var model = SdxlModelFolder.Open(SyntheticModels.Get(OnnxStack), ExecutionProviderOptions.Cpu);
+        model.LoadControlNetUNet(ExecutionProviderOptions.Cpu);
         var names = images.Select(i => i.ControlNet).Distinct().ToList();
         var nets = new List<ControlNetModel>();
         try
