@@ -14,8 +14,9 @@ namespace Sdxl.Net.Schedulers;
 /// </remarks>
 /// <param name="config">The scheduler configuration; absent keys take diffusers' class defaults.</param>
 /// <param name="eta">The stochasticity η ≥ 0 of every step.</param>
-public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : IScheduler
+public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : IScheduler, IEtaScheduler
 {
+    private readonly SchedulerConfig _config = config;
     private readonly Options _options = Options.Create(config ?? throw new ArgumentNullException(nameof(config)), eta);
 
     /// <inheritdoc />
@@ -23,6 +24,8 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
 
     /// <inheritdoc />
     public int Order => 1;
+
+    IScheduler IEtaScheduler.WithEta(float value) => new DdimScheduler(_config, value);
 
     /// <inheritdoc />
     public ISchedulerRun CreateRun(int inferenceSteps)

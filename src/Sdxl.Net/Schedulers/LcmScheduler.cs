@@ -12,9 +12,10 @@ namespace Sdxl.Net.Schedulers;
 /// Timesteps are drawn from the <c>original_inference_steps</c> schedule the model was distilled on. Honours
 /// <c>original_inference_steps</c>, <c>timestep_scaling</c>, <c>set_alpha_to_one</c>, <c>clip_sample</c>,
 /// <c>clip_sample_range</c>, <c>prediction_type</c>, <c>rescale_betas_zero_snr</c> and the beta schedule options;
-/// dynamic <c>thresholding</c> and custom timesteps are not implemented.
+/// dynamic <c>thresholding</c> is not implemented. Custom timesteps (<c>set_timesteps(timesteps=...)</c>) are whole
+/// training timesteps in descending order.
 /// </remarks>
-public sealed class LcmScheduler : IScheduler
+public sealed class LcmScheduler : IScheduler, ICustomTimestepsScheduler
 {
     private const float SigmaData = 0.5f;
 
@@ -57,27 +58,11 @@ public sealed class LcmScheduler : IScheduler
     public int Order => 1;
 
     /// <inheritdoc />
-    public ISchedulerRun CreateRun(int inferenceSteps)
-    {
-        if (inferenceSteps < 1 || inferenceSteps > _originalSteps)
-        {
-            throw new ArgumentOutOfRangeException(
-                nameof(inferenceSteps), inferenceSteps, $"The number of inference steps must be between 1 and original_inference_steps ({_originalSteps}).");
-        }
+    public ISchedulerRun CreateRun(int inferenceSteps) =>
+        new Run(this, DistillationSchedule.Timesteps(_alphasCumprod.Length, _originalSteps, inferenceSteps));
 
-        // The distillation schedule [k − 1, 2k − 1, ..., T − 1] (k = T // original steps), reversed, sampled at
-        // floor(linspace(0, len, N, endpoint=False)).
-        int k = _alphasCumprod.Length / _originalSteps;
-        double spacing = (double)_originalSteps / inferenceSteps;
-        var timesteps = new float[inferenceSteps];
-        for (int i = 0; i < inferenceSteps; i++)
-        {
-            int position = (int)Math.Floor(i * spacing);
-            timesteps[i] = ((_originalSteps - position) * k) - 1;
-        }
-
-        return new Run(this, timesteps);
-    }
+    ISchedulerRun ICustomTimestepsScheduler.CreateRun(IReadOnlyList<double> timesteps) =>
+        new Run(this, DistillationSchedule.CustomTimesteps(timesteps, _alphasCumprod.Length));
 
     private sealed class Run(LcmScheduler owner, float[] timesteps) : AlphaSchedulerRun(timesteps, owner._alphasCumprod)
     {

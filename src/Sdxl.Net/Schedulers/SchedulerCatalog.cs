@@ -100,6 +100,7 @@ public sealed class SchedulerCatalog
         Add("lms", "LMSDiscreteScheduler", c => new LmsDiscreteScheduler(c));
         Add("pndm", "PNDMScheduler", c => new PndmScheduler(c));
         Add("lcm", "LCMScheduler", c => new LcmScheduler(c));
+        Add("tcd", "TCDScheduler", c => new TcdScheduler(c));
 
         // DPM-Solver++ and UniPC: a name fixes the algorithm and order it stands for, the model config keeps the rest.
         static SchedulerConfig DpmPlusPlus(SchedulerConfig c, string algorithm) => c.With("algorithm_type", algorithm).With("solver_order", 2.0);
