@@ -125,6 +125,12 @@ public sealed record GenerationRequest
     /// </summary>
     public IReadOnlyList<double>? Sigmas { get; init; }
 
+    /// <summary>
+    /// The name of the few-step preset the request's steps, guidance and scheduler came from
+    /// (<see cref="Distilled.FewStepPresets"/>), recorded in recipes; it changes nothing by itself.
+    /// </summary>
+    public string? Preset { get; init; }
+
     /// <summary>Preview images reported with the step progress (and in <see cref="SdxlPipeline.GenerateStreamingAsync"/>); <see langword="null"/>: none, at no cost.</summary>
     public Previews.PreviewOptions? Preview { get; init; }
 

@@ -87,6 +87,12 @@ public static class ImageRecipe
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
         };
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -160,6 +166,12 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
         }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
     }
 
@@ -190,6 +202,12 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
     }
 
     private static class RecipeJson

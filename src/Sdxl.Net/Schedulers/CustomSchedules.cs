@@ -48,7 +48,7 @@ internal static class CustomSchedules
             if (scheduler is not ICustomTimestepsScheduler custom)
             {
                 throw new ArgumentException(
-                    $"Scheduler '{scheduler.Name}' takes no custom timesteps (its diffusers set_timesteps has no 'timesteps' argument); use euler, lcm or tcd.",
+                    $"Scheduler '{scheduler.Name}' takes no custom timesteps here; custom timesteps work with euler, lcm and tcd.",
                     nameof(GenerationRequest.Timesteps));
             }
 
@@ -62,7 +62,7 @@ internal static class CustomSchedules
             if (scheduler is not ICustomSigmasScheduler custom)
             {
                 throw new ArgumentException(
-                    $"Scheduler '{scheduler.Name}' takes no custom sigmas (its diffusers set_timesteps has no 'sigmas' argument); use euler.",
+                    $"Scheduler '{scheduler.Name}' takes no custom sigmas here; custom sigmas work with euler.",
                     nameof(GenerationRequest.Sigmas));
             }
 
