@@ -36,13 +36,46 @@ internal sealed class GuidanceEmbedding(float guidanceScale, int dimension) : IU
         float step = MathF.Log(10000f) / (half - 1);
         for (int k = 0; k < half; k++)
         {
-            float frequency = MathF.Exp(k * -step);
+            float frequency = TorchExp(k * -step);
             float angle = scaled * frequency;
             embedding[k] = MathF.Sin(angle);
             embedding[half + k] = MathF.Cos(angle);
         }
 
         return embedding;
+    }
+
+    /// <summary>
+    /// torch's vectorized float32 <c>exp</c> on CPU (SLEEF's <c>expf</c>, 1-ulp variant, with fused multiply-adds as its
+    /// AVX2 build): Cody–Waite reduction by ln 2, a degree-7 polynomial, scaling by 2^q. Matching it to the ulp matters
+    /// here because the embedding multiplies the frequency by 1000·w before sin/cos, where one ulp moves the result by ~5e-4.
+    /// </summary>
+    internal static float TorchExp(float d)
+    {
+        const float inverseLn2 = 1.442695040888963407359924681001892137426645954152985934135449406931f;
+        const float ln2Upper = 0.693145751953125f;
+        const float ln2Lower = 1.428606765330187045e-06f;
+        if (d < -104f)
+        {
+            return 0f;
+        }
+
+        if (d > 1e38f)
+        {
+            return float.PositiveInfinity;
+        }
+
+        int q = (int)MathF.Round(d * inverseLn2, MidpointRounding.ToEven);
+        float s = MathF.FusedMultiplyAdd(q, -ln2Upper, d);
+        s = MathF.FusedMultiplyAdd(q, -ln2Lower, s);
+        float u = 0.000198527617612853646278381f;
+        u = MathF.FusedMultiplyAdd(u, s, 0.00139304355252534151077271f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.00833336077630519866943359f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.0416664853692054748535156f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.166666671633720397949219f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.5f);
+        u = 1f + MathF.FusedMultiplyAdd(s * s, u, s);
+        return MathF.ScaleB(u, q);
     }
 
     /// <summary>
