@@ -77,28 +77,7 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
 
             var original = Scratch(sample.Length);
             var epsilon = Scratch(sample.Length, 1);
-            switch (options.PredictionType)
-            {
-                case PredictionType.Epsilon:
-                    // x0 = (sample - √β·ε) / √ᾱ
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
-                    TensorPrimitives.Subtract(sample, original, original);
-                    TensorPrimitives.Divide(original, sqrtAlpha, original);
-                    modelOutput.CopyTo(epsilon);
-                    break;
-                case PredictionType.Sample:
-                    modelOutput.CopyTo(original);
-                    EpsilonFromOriginal(sample, original, sqrtAlpha, sqrtBeta, epsilon);
-                    break;
-                default:
-                    // x0 = √ᾱ·sample − √β·v; ε = √ᾱ·v + √β·sample
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, epsilon);
-                    TensorPrimitives.Multiply(sample, sqrtAlpha, original);
-                    TensorPrimitives.Subtract(original, epsilon, original);
-                    TensorPrimitives.Multiply(sample, sqrtBeta, epsilon);
-                    TensorPrimitives.MultiplyAdd(modelOutput, sqrtAlpha, epsilon, epsilon);
-                    break;
-            }
+            PredictOriginalAndEpsilon(options.PredictionType, modelOutput, sample, sqrtAlpha, sqrtBeta, original, epsilon);
 
             if (options.ClipRange is { } range)
             {
@@ -125,13 +104,6 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
             }
 
             _index.Advance();
-        }
-
-        private static void EpsilonFromOriginal(ReadOnlySpan<float> sample, ReadOnlySpan<float> original, float sqrtAlpha, float sqrtBeta, Span<float> epsilon)
-        {
-            TensorPrimitives.Multiply(original, sqrtAlpha, epsilon);
-            TensorPrimitives.Subtract(sample, epsilon, epsilon);
-            TensorPrimitives.Divide(epsilon, sqrtBeta, epsilon);
         }
     }
 }

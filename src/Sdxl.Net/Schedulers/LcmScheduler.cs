@@ -68,12 +68,7 @@ public sealed class LcmScheduler : IScheduler, ICustomTimestepsScheduler
     {
         public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
-            SigmaSchedulerRun.CheckLengthsCore(sample.Length, modelOutput.Length, nameof(modelOutput));
-            int index = _index.Current(_timesteps, timestep);
-            if (index >= _timesteps.Length)
-            {
-                throw new InvalidOperationException($"The schedule has {_timesteps.Length} steps and all of them have been taken.");
-            }
+            int index = CurrentStep(timestep, sample.Length, modelOutput.Length);
 
             int t = TrainIndex(timestep);
             bool last = index == _timesteps.Length - 1;

@@ -73,12 +73,7 @@ public sealed class TcdScheduler : IScheduler, ICustomTimestepsScheduler, IEtaSc
     {
         public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
-            SigmaSchedulerRun.CheckLengthsCore(sample.Length, modelOutput.Length, nameof(modelOutput));
-            int index = _index.Current(_timesteps, timestep);
-            if (index >= _timesteps.Length)
-            {
-                throw new InvalidOperationException($"The schedule has {_timesteps.Length} steps and all of them have been taken.");
-            }
+            int index = CurrentStep(timestep, sample.Length, modelOutput.Length);
 
             int t = TrainIndex(timestep);
             bool last = index == _timesteps.Length - 1;
@@ -95,29 +90,7 @@ public sealed class TcdScheduler : IScheduler, ICustomTimestepsScheduler, IEtaSc
             // x₀ and ε from the model's parameterisation, then the noised sample at s: √ᾱ_s·x₀ + √(1 − ᾱ_s)·ε.
             var original = Scratch(sample.Length);
             var epsilon = Scratch(sample.Length, 1);
-            switch (owner._predictionType)
-            {
-                case PredictionType.Epsilon:
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
-                    TensorPrimitives.Subtract(sample, original, original);
-                    TensorPrimitives.Divide(original, sqrtAlpha, original);
-                    modelOutput.CopyTo(epsilon);
-                    break;
-                case PredictionType.Sample:
-                    modelOutput.CopyTo(original);
-                    TensorPrimitives.Multiply(original, sqrtAlpha, epsilon);
-                    TensorPrimitives.Subtract(sample, epsilon, epsilon);
-                    TensorPrimitives.Divide(epsilon, sqrtBeta, epsilon);
-                    break;
-                default:
-                    // x₀ = √ᾱ·x − √β·v; ε = √ᾱ·v + √β·x
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, epsilon);
-                    TensorPrimitives.Multiply(sample, sqrtAlpha, original);
-                    TensorPrimitives.Subtract(original, epsilon, original);
-                    TensorPrimitives.Multiply(sample, sqrtBeta, epsilon);
-                    TensorPrimitives.MultiplyAdd(modelOutput, sqrtAlpha, epsilon, epsilon);
-                    break;
-            }
+            PredictOriginalAndEpsilon(owner._predictionType, modelOutput, sample, sqrtAlpha, sqrtBeta, original, epsilon);
 
             TensorPrimitives.Multiply(epsilon, MathF.Sqrt(1f - alphaProdS), epsilon);
             TensorPrimitives.MultiplyAdd(original, MathF.Sqrt(alphaProdS), epsilon, sample);
