@@ -6,6 +6,20 @@ namespace Sdxl.Net.Schedulers;
 /// </summary>
 internal static class DistillationSchedule
 {
+    /// <summary>The configured <c>original_inference_steps</c> (default 50), checked against the training schedule.</summary>
+    /// <exception cref="ArgumentException">It is below 1 or above <c>num_train_timesteps</c>.</exception>
+    public static int OriginalSteps(SchedulerConfig config, int trainSteps)
+    {
+        int steps = config.GetInt32("original_inference_steps", 50);
+        if (steps < 1 || steps > trainSteps)
+        {
+            throw new ArgumentException(
+                $"Scheduler option 'original_inference_steps' must be between 1 and num_train_timesteps ({trainSteps}); found {steps}.", nameof(config));
+        }
+
+        return steps;
+    }
+
     /// <summary>
     /// The distillation schedule [k − 1, 2k − 1, ..., T − 1] (k = T // original steps), reversed and sampled at
     /// <c>floor(linspace(0, len, N, endpoint=False))</c>, as diffusers' <c>LCMScheduler</c>/<c>TCDScheduler.set_timesteps(N)</c>.

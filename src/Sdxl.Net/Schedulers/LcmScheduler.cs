@@ -39,13 +39,7 @@ public sealed class LcmScheduler : IScheduler, ICustomTimestepsScheduler
         _alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012, "scaled_linear"));
         _finalAlphaCumprod = config.GetBoolean("set_alpha_to_one", true) ? 1f : _alphasCumprod[0];
         _predictionType = NoiseSchedule.ParsePredictionType(config);
-        _originalSteps = config.GetInt32("original_inference_steps", 50);
-        if (_originalSteps < 1 || _originalSteps > _alphasCumprod.Length)
-        {
-            throw new ArgumentException(
-                $"Scheduler option 'original_inference_steps' must be between 1 and num_train_timesteps ({_alphasCumprod.Length}); found {_originalSteps}.",
-                nameof(config));
-        }
+        _originalSteps = DistillationSchedule.OriginalSteps(config, _alphasCumprod.Length);
 
         _timestepScaling = (float)config.GetDouble("timestep_scaling", 10.0);
         _clipRange = config.GetBoolean("clip_sample", false) ? (float)config.GetDouble("clip_sample_range", 1.0) : null;

@@ -42,13 +42,7 @@ public sealed class TcdScheduler : IScheduler, ICustomTimestepsScheduler, IEtaSc
         _eta = eta;
         _alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012, "scaled_linear"));
         _predictionType = NoiseSchedule.ParsePredictionType(config);
-        _originalSteps = config.GetInt32("original_inference_steps", 50);
-        if (_originalSteps < 1 || _originalSteps > _alphasCumprod.Length)
-        {
-            throw new ArgumentException(
-                $"Scheduler option 'original_inference_steps' must be between 1 and num_train_timesteps ({_alphasCumprod.Length}); found {_originalSteps}.",
-                nameof(config));
-        }
+        _originalSteps = DistillationSchedule.OriginalSteps(config, _alphasCumprod.Length);
     }
 
     /// <inheritdoc />
