@@ -42,7 +42,7 @@ internal static class UnetGraph
         var textEmbeds = g.FloatInput("text_embeds", "batch_size", options.ProjectionDim);
         var timeIds = g.FloatInput("time_ids", "batch_size", options.TimeIdsWidth);
 
-        var (embedding, timeEmbedDim) = Embedding(g, options, timestep, textEmbeds, timeIds);
+        var (embedding, timeEmbedDim) = Embedding(g, options, timestep, textEmbeds, timeIds, withTimestepCond: true);
         var block = new BlockFactory(g, embedding, timeEmbedDim, context, options.CrossAttentionDim);
 
         var (h, skips) = Down(g, block, g.Conv("conv_in", sample, options.UnetInChannels, channels[0]), channels);
@@ -98,11 +98,23 @@ internal static class UnetGraph
     }
 
     /// <summary>The sinusoidal timestep embedding through its MLP plus the SDXL "text_time" addition embedding, SiLU'd.</summary>
-    internal static (string Embedding, int Width) Embedding(OnnxGraphBuilder g, SyntheticModelOptions options, string timestep, string textEmbeds, string timeIds)
+    /// <remarks>
+    /// With <paramref name="withTimestepCond"/> and <see cref="SyntheticModelOptions.TimeCondProjDim"/>, the graph also
+    /// takes <c>timestep_cond</c>, projected without bias and added to the sinusoidal projection before linear_1 (LCM).
+    /// </remarks>
+    internal static (string Embedding, int Width) Embedding(OnnxGraphBuilder g, SyntheticModelOptions options, string timestep, string textEmbeds, string timeIds,
+        bool withTimestepCond = false)
     {
         var channels = options.UnetBlockChannels();
         var timeEmbedDim = 4 * channels[0];
         var timeProjection = g.Sinusoidal(timestep, channels[0]);
+        if (withTimestepCond && options.TimeCondProjDim is { } condDim)
+        {
+            // diffusers' TimestepEmbedding: sample = sample + cond_proj(condition), before linear_1.
+            var condition = g.FloatInput("timestep_cond", "batch_size", condDim);
+            timeProjection = g.Node("Add", [timeProjection, g.Linear("time_embedding.cond_proj", condition, condDim, channels[0], bias: false)]);
+        }
+
         var timeEmbedding = g.Linear("time_embedding.linear_2",
             g.SiLU(g.Linear("time_embedding.linear_1", timeProjection, channels[0], timeEmbedDim)), timeEmbedDim, timeEmbedDim);
         var timeIdsEmbedding = g.Node("Reshape", [g.Sinusoidal(timeIds, AdditionTimeEmbedDim), g.Int64Constant(0, -1)]);

@@ -97,6 +97,12 @@ public static class ImageRecipe
             ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
         };
         RecordPromptLanguage(recipe, r, result);
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -171,6 +177,12 @@ public static class ImageRecipe
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
             ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
         }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
             Embeddings = doc.Embeddings ?? [],
@@ -274,6 +286,12 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
 
         // The prompt language.
         public string? PromptSyntax { get; set; }
