@@ -31,7 +31,7 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
     private readonly IReadOnlyDictionary<string, TensorSpec> _unetInputs;
     private readonly ResidualShape[]? _zeroLayout;
     private readonly DenoisingConditioning _conditioning;
-    private readonly bool _cfg;
+    private readonly int _batch;
     private readonly bool _guessMode;
     private readonly int _pixelHeight;
     private readonly int _pixelWidth;
@@ -44,6 +44,7 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
     private float[] _pooled = [];
     private float[] _timeIds = [];
     private int _controlRows;
+    private bool _cfg;
     private int _latentHeight;
     private int _latentWidth;
 
@@ -52,19 +53,19 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
     /// <param name="unetInputs">The UNet's extra inputs (for the declared shapes).</param>
     /// <param name="zeroLayout">The residual shapes from the UNet's config, used when <paramref name="units"/> is empty.</param>
     /// <param name="conditioning">The run's CFG-batched conditioning (also fed to the nets).</param>
-    /// <param name="cfg">Whether classifier-free guidance is on.</param>
+    /// <param name="batch">Images per run (the UNet rows are twice as many with classifier-free guidance).</param>
     /// <param name="guessMode">diffusers' guess_mode (or a net's global_pool_conditions).</param>
     /// <param name="pixelHeight">The control images' height (the generated height).</param>
     /// <param name="pixelWidth">The control images' width.</param>
     public ControlNetInputProvider(IReadOnlyList<ControlUnit> units, IReadOnlyList<string> unetResiduals, IReadOnlyDictionary<string, TensorSpec> unetInputs, ResidualShape[]? zeroLayout,
-        DenoisingConditioning conditioning, bool cfg, bool guessMode, int pixelHeight, int pixelWidth)
+        DenoisingConditioning conditioning, int batch, bool guessMode, int pixelHeight, int pixelWidth)
     {
         _units = units;
         _unetResiduals = unetResiduals;
         _unetInputs = unetInputs;
         _zeroLayout = zeroLayout;
         _conditioning = conditioning;
-        _cfg = cfg;
+        _batch = batch;
         _guessMode = guessMode;
         _pixelHeight = pixelHeight;
         _pixelWidth = pixelWidth;
@@ -73,6 +74,7 @@ internal sealed class ControlNetInputProvider : IUNetInputProvider
     public IEnumerable<UNetExtraInput> Declare(UNetShape shape)
     {
         int rows = shape.Rows;
+        _cfg = rows == 2 * _batch;
         _latentHeight = shape.LatentHeight;
         _latentWidth = shape.LatentWidth;
         _layout = _units.Count == 0 ? _zeroLayout! : ResolveLayout(shape);

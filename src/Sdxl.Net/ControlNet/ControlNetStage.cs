@@ -138,7 +138,7 @@ internal static class ControlNetStage
 
         // diffusers: guess_mode = guess_mode or the (first) net's global_pool_conditions.
         bool guess = r.ControlNetGuessMode || (units.Count > 0 && units[0].Net.GlobalPoolConditions);
-        return new ControlNetInputProvider(units, names, unet.ExtraInputs, zeros, conditioning, r.GuidanceScale > 1, guess, height, width);
+        return new ControlNetInputProvider(units, names, unet.ExtraInputs, zeros, conditioning, r.BatchSize, guess, height, width);
     }
 
     /// <summary>diffusers' default controlnet_conditioning_scale: 1.0 in the text-to-image pipeline, 0.8 in image-to-image.</summary>
