@@ -17,6 +17,8 @@ internal static class CliApp
 
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
 
+    private static readonly HashSet<string> Repeatable = new(StringComparer.Ordinal) { "lora" };
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         bool verbose = args.Contains("--verbose");
@@ -43,7 +45,12 @@ internal static class CliApp
                 rest = ["--model", .. rest];
             }
 
-            var options = new CliArguments(rest, Flags);
+            if (command == "lora")
+            {
+                return LoraCommand.Run(rest, stdout);
+            }
+
+            var options = new CliArguments(rest, Flags, Repeatable);
             if (options.Flag("help"))
             {
                 stdout.WriteLine(Usage);
@@ -58,7 +65,7 @@ internal static class CliApp
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, lora; see --help)"),
             };
         }
         catch (UsageException e)
@@ -200,6 +207,7 @@ internal static class CliApp
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--lora FILE[:WEIGHT]]... (repeatable; weight 1 when omitted, negative allowed)
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
@@ -211,6 +219,8 @@ internal static class CliApp
                     --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
+          lora inspect FILE [--model DIR]
+                    (format, ranks, alphas; with --model the matched and unmatched modules)
           demo      [--output FILE.png] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
 

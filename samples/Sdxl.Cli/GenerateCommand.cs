@@ -198,6 +198,7 @@ internal static class GenerateCommand
             "per-phase" => MemoryMode.LoadPerPhase,
             var other => throw new UsageException($"--memory-mode must be keep or per-phase; got '{other}'"),
         };
+        var loras = options.All("lora").Select(LoraCommand.ParseArgument).ToArray();
         bool vaeTiling = options.Flag("vae-tiling");
         bool cudaGraph = options.Flag("cuda-graph");
         if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
@@ -268,6 +269,12 @@ internal static class GenerateCommand
                 AestheticScore = aesthetic ?? 6.0,
                 NegativeAestheticScore = negativeAesthetic ?? 2.5,
             });
+        }
+
+        // One generation: the adapters are merged into the pipeline's sessions when it is built (no second session set).
+        foreach (var lora in loras)
+        {
+            builder.AddLora(lora.Path, lora.Weight);
         }
 
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));

@@ -106,6 +106,13 @@ public sealed record GenerationRequest
     /// <see cref="GenerationResult.Latents"/>, like diffusers' <c>output_type="latent"</c> (the images are still decoded).
     /// </summary>
     public bool ReturnLatents { get; init; }
+
+    /// <summary>
+    /// LoRA adapters for this request, applied on top of the pipeline's own (<see cref="SdxlPipelineBuilder.AddLora"/>)
+    /// to the base model's UNet and text encoders (not the refiner). Requests with different sets run on different
+    /// sessions; switching sets re-creates the adapted sessions once and keeps the most recent set loaded.
+    /// </summary>
+    public IReadOnlyList<Lora.LoraReference>? Loras { get; init; }
 }
 
 /// <summary>How the VAE encoder's posterior becomes latents.</summary>

@@ -95,4 +95,7 @@ public sealed class GenerationResult
 
     /// <summary>The final latents [N, 4, h, w], when the request asked for them (<see cref="GenerationRequest.ReturnLatents"/>).</summary>
     public ReadOnlyMemory<float>? Latents { get; init; }
+
+    /// <summary>The LoRA adapters applied (the pipeline's and the request's), with their file hashes.</summary>
+    public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
 }

@@ -5,6 +5,7 @@ using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Lora;
 using Sdxl.Net.Models;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Schedulers;
@@ -27,6 +28,7 @@ public sealed class SdxlPipeline : IDisposable
     private readonly SdxlModelFolder _model;
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
+    private readonly LoraAdapters _loras;
     private readonly object _refinerLock = new();
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
@@ -37,14 +39,26 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        _loras = new LoraAdapters(settings.ModelDirectory, settings.Loras, _logger);
+        try
+        {
+            _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, customize: _loras.Customize);
+        }
+        catch
+        {
+            _loras.Dispose();
+            throw;
+        }
+
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
+            _loras.Attach(_model, settings.Provider);
         }
         catch
         {
             _model.Dispose();
+            _loras.Dispose();
             throw;
         }
 
@@ -110,6 +124,7 @@ public sealed class SdxlPipeline : IDisposable
 
         _disposed = true;
         _model.Dispose();
+        _loras.Dispose();
         lock (_refinerLock)
         {
             _refiner?.Dispose();
@@ -243,10 +258,15 @@ public sealed class SdxlPipeline : IDisposable
             random = _settings.RandomSourceFactory(seed.Value);
         }
 
+        // LoRA adapters: the base sessions, or sessions with the request's adapter set merged in (held for the run).
+        using var loras = _loras.Begin(r, _model);
+        var model = loras.Model;
+        warnings.AddRange(loras.Warnings);
+
         // 1. Prompts.
         progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, watch.Elapsed, null));
         var notes = new List<TruncationNote>();
-        var (positive, negative) = EncodePrompts(_model, r, cfg, notes, runOptions);
+        var (positive, negative) = EncodePrompts(model, r, cfg, notes, runOptions);
         foreach (var n in notes)
         {
             warnings.Add($"The prompt for {n.Tokenizer} has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used (CLIP reads at most 75): \"{n.Text}\".");
@@ -340,8 +360,8 @@ public sealed class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
+        var extensions = CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false);
+        DenoisingLoop.Run(model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
@@ -370,6 +390,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Loras = loras.Applied,
         };
     }
 

@@ -22,6 +22,7 @@ public sealed class SdxlPipelineBuilder
 {
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
+    private readonly List<Lora.LoraReference> _loras = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
     private RefinerOptions? _refinerOptions;
@@ -198,6 +199,25 @@ public sealed class SdxlPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Applies a LoRA adapter (kohya/sd-scripts, diffusers/PEFT or LoCon <c>.safetensors</c>) to every generation: its
+    /// weights are merged into the UNet and text-encoder sessions when the pipeline is built.
+    /// </summary>
+    /// <param name="path">The adapter file.</param>
+    /// <param name="weight">The UNet scale (1 = as trained; 0 = no effect; negative inverts).</param>
+    /// <param name="textEncoderWeight">The text encoders' scale; <see langword="null"/> uses <paramref name="weight"/>.</param>
+    public SdxlPipelineBuilder AddLora(string path, double weight = 1.0, double? textEncoderWeight = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!double.IsFinite(weight) || textEncoderWeight is { } te && !double.IsFinite(te))
+        {
+            throw new ArgumentOutOfRangeException(nameof(weight), "LoRA weights must be finite numbers.");
+        }
+
+        _loras.Add(new Lora.LoraReference(path, weight) { TextEncoderWeight = textEncoderWeight });
+        return this;
+    }
+
     /// <summary>Logs model loading, provider selection and per-phase timings.</summary>
     public SdxlPipelineBuilder WithLogging(ILoggerFactory loggerFactory)
     {
@@ -241,7 +261,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             _modelDirectory, _refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae));
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Loras = _loras.ToArray() });
     }
 }
 
@@ -258,4 +278,8 @@ internal sealed record SdxlPipelineSettings(
     IImageSink[] Sinks,
     ILoggerFactory LoggerFactory,
     Func<long, IRandomSource> RandomSourceFactory,
-    TiledVaeOptions? TiledVae = null);
+    TiledVaeOptions? TiledVae = null)
+{
+    /// <summary>The pipeline's own LoRA adapters, merged into the base sessions.</summary>
+    public IReadOnlyList<Lora.LoraReference> Loras { get; init; } = [];
+}

@@ -13,6 +13,7 @@ namespace Sdxl.Net.Models;
 internal sealed class SdxlModelFolder : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
+    private bool _isView;
 
     private SdxlModelFolder(string directory) => Directory = directory;
 
@@ -105,7 +106,11 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
+    /// <param name="directory">The folder.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="loadVaeEncoder">Whether to open vae_encoder/ when present.</param>
+    /// <param name="customize">The weights overlay of a component (by folder name), or <see langword="null"/>.</param>
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -116,7 +121,7 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder);
+            folder.Load(options, loadVaeEncoder, customize ?? (_ => null));
             return folder;
         }
         catch
@@ -128,6 +133,11 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public void Dispose()
     {
+        if (_isView)
+        {
+            return;
+        }
+
         for (int i = _owned.Count - 1; i >= 0; i--)
         {
             _owned[i].Dispose();
@@ -144,7 +154,21 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder)
+    /// <summary>
+    /// This folder with other sessions of its text encoders and UNet (e.g. with a weights overlay); the view shares
+    /// everything else and disposes nothing.
+    /// </summary>
+    public SdxlModelFolder WithComponents(TextEncoderModel? textEncoder, TextEncoderModel? textEncoder2, UNetModel? unet)
+    {
+        var view = (SdxlModelFolder)MemberwiseClone();
+        view._isView = true;
+        view.TextEncoder = textEncoder ?? TextEncoder;
+        view.TextEncoder2 = textEncoder2 ?? TextEncoder2;
+        view.UNet = unet ?? UNet;
+        return view;
+    }
+
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize)
     {
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
@@ -187,12 +211,12 @@ internal sealed class SdxlModelFolder : IDisposable
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
-            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
+            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency, customize("text_encoder")));
         }
 
         Tokenizer2 = LoadTokenizer("tokenizer_2");
-        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
-        UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency, customize("text_encoder_2")));
+        UNet = Own(new UNetModel(ModelFile("unet"), options, residency, customize("unet")));
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {

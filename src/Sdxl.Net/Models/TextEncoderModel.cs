@@ -14,9 +14,10 @@ internal sealed class TextEncoderModel : IDisposable
     private readonly TensorSpec _ids;
     private readonly string[] _outputNames;
 
-    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled, SessionResidency? residency = null)
+    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled, SessionResidency? residency = null,
+        SessionCustomization? customization = null)
     {
-        _model = new OnnxModel(component, path, options, residency);
+        _model = new OnnxModel(component, path, options, residency, customization);
         try
         {
             _ids = _model.RequireInput("input_ids", TensorElementType.Int64, TensorElementType.Int32);

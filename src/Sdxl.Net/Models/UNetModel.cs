@@ -26,9 +26,9 @@ internal sealed class UNetModel : IDisposable
     private readonly Dictionary<UNetShape, UNetBinding> _graphBindings = [];
     private readonly HashSet<UNetShape> _graphBindingsInUse = [];
 
-    public UNetModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null)
+    public UNetModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null, SessionCustomization? customization = null)
     {
-        _model = new OnnxModel("unet", path, options, residency);
+        _model = new OnnxModel("unet", path, options, residency, customization);
         try
         {
             _sample = _model.RequireInput("sample", Floats);
