@@ -114,6 +114,7 @@ internal sealed class LoraOverlay : IDisposable
         }
 
         var perComponent = new Dictionary<string, List<KeyValuePair<string, OrtValue>>>(StringComparer.Ordinal);
+        var convolutions = new HashSet<string>(StringComparer.Ordinal);
         var values = new List<UserOwnedTensor>();
         try
         {
@@ -137,6 +138,10 @@ internal sealed class LoraOverlay : IDisposable
                 }
 
                 list.Add(new KeyValuePair<string, OrtValue>(name, value.Value));
+                if (target.Layout == WeightLayout.Convolution)
+                {
+                    convolutions.Add(componentName);
+                }
             }
         }
         catch
@@ -149,7 +154,10 @@ internal sealed class LoraOverlay : IDisposable
             throw;
         }
 
-        var components = perComponent.ToDictionary(p => p.Key, p => new SessionCustomization(p.Value, disablePrepacking: false), StringComparer.Ordinal);
+        var components = perComponent.ToDictionary(p => p.Key, p => new SessionCustomization(p.Value, disablePrepacking: false)
+        {
+            CapAtExtendedOptimization = convolutions.Contains(p.Key),
+        }, StringComparer.Ordinal);
         return new LoraOverlay(KeyOf(loras, files), components, values, warnings, applied);
     }
 

@@ -35,12 +35,25 @@ internal sealed class SessionCustomization
     /// <summary>Whether weight pre-packing is disabled.</summary>
     public bool DisablePrepacking { get; }
 
+    /// <summary>
+    /// Caps graph optimization at <see cref="GraphOptimizationLevel.ORT_ENABLE_EXTENDED"/>. ONNX Runtime's layout
+    /// optimizations (level ALL: the CPU's NCHWc convolution kernels) reorder Conv weights from the model's original
+    /// initializer and ignore an override of it (measured: an overridden Conv weight left the output unchanged), so a
+    /// customization that overrides Conv weights sets this.
+    /// </summary>
+    public bool CapAtExtendedOptimization { get; init; }
+
     /// <summary>Whether this changes nothing.</summary>
-    public bool IsEmpty => InitializerOverrides.Count == 0 && !DisablePrepacking;
+    public bool IsEmpty => InitializerOverrides.Count == 0 && !DisablePrepacking && !CapAtExtendedOptimization;
 
     /// <summary>Applies the customization to options about to create a session.</summary>
     internal void ApplyTo(SessionOptions options)
     {
+        if (CapAtExtendedOptimization && options.GraphOptimizationLevel > GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        {
+            options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
+        }
+
         if (DisablePrepacking)
         {
             options.AddSessionConfigEntry("session.disable_prepacking", "1");
