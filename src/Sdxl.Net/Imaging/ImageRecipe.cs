@@ -54,6 +54,11 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        if (result.Loras.Count > 0)
+        {
+            sb.Append(", LoRAs: ").AppendJoin(" ", result.Loras.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Name}:{l.Weight}")));
+        }
+
         return sb.ToString();
     }
 
@@ -86,6 +91,7 @@ public static class ImageRecipe
             InputImage = r.Image is not null,
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
+            Loras = RecipeLoras(result),
         };
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
@@ -160,7 +166,10 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
+        }, doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        {
+            Loras = doc.Loras?.Select(l => new Lora.AppliedLora(l.Name ?? string.Empty, l.Sha256 ?? string.Empty, l.Weight, l.TextEncoderWeight ?? l.Weight)).ToArray() ?? [],
+        };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -190,7 +199,26 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+        public List<RecipeLora>? Loras { get; set; }
     }
+
+    /// <summary>One adapter in the recipe: file name, SHA-256 and weights (the file itself is not stored).</summary>
+    internal sealed class RecipeLora
+    {
+        public string? Name { get; set; }
+        public string? Sha256 { get; set; }
+        public double Weight { get; set; }
+        public double? TextEncoderWeight { get; set; }
+    }
+
+    private static List<RecipeLora>? RecipeLoras(GenerationResult result) =>
+        result.Loras.Count == 0 ? null : result.Loras.Select(l => new RecipeLora
+        {
+            Name = l.Name,
+            Sha256 = l.Sha256,
+            Weight = l.Weight,
+            TextEncoderWeight = l.TextEncoderWeight == l.Weight ? null : l.TextEncoderWeight,
+        }).ToList();
 
     private static class RecipeJson
     {
@@ -207,4 +235,8 @@ public static class ImageRecipe
 /// <param name="UsedInitialLatents">Whether the generation started from given initial latents, which must be given again.</param>
 /// <param name="UsedInputImage">Whether it was image-to-image or inpainting, whose input image must be given again.</param>
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
-public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask);
+public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
+{
+    /// <summary>The LoRA adapters the image was made with (file names and hashes: the files must be supplied again).</summary>
+    public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+}
