@@ -19,6 +19,9 @@ internal static class CliApp
 
     private static readonly HashSet<string> Repeatable = new(StringComparer.Ordinal) { "lora" };
 
+    // synth's --refiner is a switch; generate's --refiner takes a folder.
+    private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         bool verbose = args.Contains("--verbose");
@@ -50,7 +53,7 @@ internal static class CliApp
                 return LoraCommand.Run(rest, stdout);
             }
 
-            var options = new CliArguments(rest, Flags, Repeatable);
+            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
             if (options.Flag("help"))
             {
                 stdout.WriteLine(Usage);
@@ -65,7 +68,8 @@ internal static class CliApp
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, lora; see --help)"),
+                "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, synth, lora; see --help)"),
             };
         }
         catch (UsageException e)
@@ -223,6 +227,8 @@ internal static class CliApp
                     (format, ranks, alphas; with --model the matched and unmatched modules)
           demo      [--output FILE.png] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
+          synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]
+                    (writes a random-weight folder; full = SDXL's real structure and size, ~13.9 GB fp32 / 7 GB fp16)
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
           dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm
