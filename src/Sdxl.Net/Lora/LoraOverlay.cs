@@ -16,34 +16,34 @@ namespace Sdxl.Net.Lora;
 internal sealed class LoraOverlay : IDisposable
 {
     private readonly Dictionary<string, SessionCustomization> _components;
-    private readonly List<UserOwnedTensor> _values;
+    private readonly Dictionary<(LoraComponent Component, string Name), (LoraTarget Target, UserOwnedTensor Tensor)> _tensors;
+    private readonly bool _hasConvolutions;
 
-    private LoraOverlay(string key, Dictionary<string, SessionCustomization> components, List<UserOwnedTensor> values, List<string> warnings, List<AppliedLora> applied)
+    private LoraOverlay(MergePlan plan, Dictionary<string, SessionCustomization> components,
+        Dictionary<(LoraComponent, string), (LoraTarget, UserOwnedTensor)> tensors, bool hasConvolutions)
     {
-        Key = key;
+        Key = plan.Key;
+        Warnings = plan.Warnings;
+        Applied = plan.Applied;
         _components = components;
-        _values = values;
-        Warnings = warnings;
-        Applied = applied;
+        _tensors = tensors;
+        _hasConvolutions = hasConvolutions;
     }
 
     /// <summary>Identifies the adapter set: file hashes and weights, independent of the order adapters were given in.</summary>
-    public string Key { get; }
+    public string Key { get; private set; }
 
     /// <summary>Unmatched-key notes for the result.</summary>
-    public IReadOnlyList<string> Warnings { get; }
+    public IReadOnlyList<string> Warnings { get; private set; }
 
     /// <summary>The adapters, for results and recipes.</summary>
-    public IReadOnlyList<AppliedLora> Applied { get; }
+    public IReadOnlyList<AppliedLora> Applied { get; private set; }
 
     /// <summary>Whether no initializer changes (every weight 0).</summary>
     public bool IsEmpty => _components.Count == 0;
 
     /// <summary>The customization of <paramref name="component"/>'s sessions, or <see langword="null"/> when it is unchanged.</summary>
     public SessionCustomization? For(string component) => _components.GetValueOrDefault(component);
-
-    /// <summary>The components whose weights change.</summary>
-    public IEnumerable<string> Components => _components.Keys;
 
     /// <summary>The key an adapter set has, without merging anything (for cache lookups).</summary>
     public static string KeyOf(IReadOnlyList<LoraReference> loras, LoraFileCache files)
@@ -62,8 +62,106 @@ internal sealed class LoraOverlay : IDisposable
     }
 
     /// <summary>Reads, matches, checks and merges <paramref name="loras"/> onto the model of <paramref name="targets"/>.</summary>
+    /// <param name="targets">The model's adaptable modules.</param>
+    /// <param name="loras">The adapters.</param>
+    /// <param name="files">Parsed adapter files.</param>
+    /// <param name="logger">Receives unmatched key names.</param>
+    /// <param name="updatableInPlace">
+    /// Create sessions that read the merged buffers at run time (pre-packing off), so <see cref="TryRewrite"/> can later
+    /// switch them to another adapter set without a new session (CPU only).
+    /// </param>
     /// <exception cref="ArgumentException">A file is unreadable, of an unsupported kind, or does not fit the model.</exception>
-    public static LoraOverlay Build(LoraTargets targets, IReadOnlyList<LoraReference> loras, LoraFileCache files, ILogger logger)
+    public static LoraOverlay Build(LoraTargets targets, IReadOnlyList<LoraReference> loras, LoraFileCache files, ILogger logger, bool updatableInPlace = false)
+    {
+        var plan = Plan(targets, loras, files, logger);
+        var tensors = new Dictionary<(LoraComponent, string), (LoraTarget, UserOwnedTensor)>();
+        try
+        {
+            foreach (var ((component, name), (target, items)) in plan.Contributions)
+            {
+                var tensor = CreateTensor(target.Weight);
+                tensors[(component, name)] = (target, tensor);
+                WriteMerged(targets, component, target, items, tensor);
+            }
+        }
+        catch
+        {
+            foreach (var (_, tensor) in tensors.Values)
+            {
+                tensor.Dispose();
+            }
+
+            throw;
+        }
+
+        var components = new Dictionary<string, SessionCustomization>(StringComparer.Ordinal);
+        bool convolutions = false;
+        foreach (var group in tensors.GroupBy(t => t.Key.Item1))
+        {
+            bool conv = group.Any(t => t.Value.Item1.Layout == WeightLayout.Convolution);
+            convolutions |= conv;
+            var overrides = group.Select(t => new KeyValuePair<string, OrtValue>(t.Key.Item2, t.Value.Item2.Value)).ToList();
+            components[LoraFile.ComponentName(group.Key)] = new SessionCustomization(overrides, disablePrepacking: updatableInPlace)
+            {
+                CapAtExtendedOptimization = conv,
+            };
+        }
+
+        return new LoraOverlay(plan, components, tensors, convolutions);
+    }
+
+    /// <summary>
+    /// Rewrites this overlay's buffers, in place, to the merged weights of another adapter set — for sessions created with
+    /// <c>updatableInPlace</c> that no run is using. Possible when the new set adapts only initializers this overlay
+    /// already holds and no convolution (graph optimizations may have copied Conv weights); the others return to base.
+    /// </summary>
+    /// <returns>Whether the buffers now hold the new set (false: nothing was changed).</returns>
+    public bool TryRewrite(LoraTargets targets, IReadOnlyList<LoraReference> loras, LoraFileCache files, ILogger logger)
+    {
+        if (_hasConvolutions)
+        {
+            return false;
+        }
+
+        var plan = Plan(targets, loras, files, logger);
+        foreach (var (key, (target, _)) in plan.Contributions)
+        {
+            if (!_tensors.ContainsKey(key) || target.Layout == WeightLayout.Convolution)
+            {
+                return false;
+            }
+        }
+
+        foreach (var ((component, name), (target, tensor)) in _tensors)
+        {
+            var items = plan.Contributions.TryGetValue((component, name), out var c) ? c.Items : [];
+            WriteMerged(targets, component, target, items, tensor);
+        }
+
+        Key = plan.Key;
+        Warnings = plan.Warnings;
+        Applied = plan.Applied;
+        return true;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, tensor) in _tensors.Values)
+        {
+            tensor.Dispose();
+        }
+
+        _tensors.Clear();
+    }
+
+    /// <summary>What a set of adapters changes: per initializer, its target and the (module, file, scale) terms, in a fixed order.</summary>
+    private sealed record MergePlan(
+        string Key,
+        Dictionary<(LoraComponent, string), (LoraTarget Target, List<(LoraModule Module, LoraFile File, float Scale)> Items)> Contributions,
+        List<string> Warnings,
+        List<AppliedLora> Applied);
+
+    private static MergePlan Plan(LoraTargets targets, IReadOnlyList<LoraReference> loras, LoraFileCache files, ILogger logger)
     {
         var warnings = new List<string>();
         var applied = new List<AppliedLora>();
@@ -80,7 +178,6 @@ internal sealed class LoraOverlay : IDisposable
             return c != 0 ? c : a.Reference.Weight.CompareTo(b.Reference.Weight);
         });
 
-        // Per initializer: its target and the (module, file, scale) contributions, in a fixed order.
         var contributions = new Dictionary<(LoraComponent, string), (LoraTarget Target, List<(LoraModule Module, LoraFile File, float Scale)> Items)>();
         foreach (var (reference, file, sha) in ordered)
         {
@@ -113,66 +210,25 @@ internal sealed class LoraOverlay : IDisposable
             }
         }
 
-        var perComponent = new Dictionary<string, List<KeyValuePair<string, OrtValue>>>(StringComparer.Ordinal);
-        var convolutions = new HashSet<string>(StringComparer.Ordinal);
-        var values = new List<UserOwnedTensor>();
-        try
-        {
-            foreach (var ((component, name), (target, items)) in contributions)
-            {
-                var graph = targets.Index(component)!.Graph;
-                var weight = graph.ReadAsSingle(target.Weight);
-                foreach (var (module, file, scale) in items)
-                {
-                    var up = file.File.ReadAsSingle(module.Up);
-                    var down = file.File.ReadAsSingle(module.Down);
-                    LoraMath.AddDelta(weight, target.Layout, up, down, module.Rank, scale);
-                }
-
-                var value = ToOrtValue(target.Weight, weight);
-                values.Add(value);
-                var componentName = LoraFile.ComponentName(component);
-                if (!perComponent.TryGetValue(componentName, out var list))
-                {
-                    perComponent[componentName] = list = [];
-                }
-
-                list.Add(new KeyValuePair<string, OrtValue>(name, value.Value));
-                if (target.Layout == WeightLayout.Convolution)
-                {
-                    convolutions.Add(componentName);
-                }
-            }
-        }
-        catch
-        {
-            foreach (var v in values)
-            {
-                v.Dispose();
-            }
-
-            throw;
-        }
-
-        var components = perComponent.ToDictionary(p => p.Key, p => new SessionCustomization(p.Value, disablePrepacking: false)
-        {
-            CapAtExtendedOptimization = convolutions.Contains(p.Key),
-        }, StringComparer.Ordinal);
-        return new LoraOverlay(KeyOf(loras, files), components, values, warnings, applied);
+        return new MergePlan(KeyOf(loras, files), contributions, warnings, applied);
     }
 
-    public void Dispose()
+    /// <summary>Writes base + Σ terms (float32, rounded once to the tensor's type) into <paramref name="tensor"/>.</summary>
+    private static void WriteMerged(LoraTargets targets, LoraComponent component, LoraTarget target,
+        List<(LoraModule Module, LoraFile File, float Scale)> items, UserOwnedTensor tensor)
     {
-        foreach (var value in _values)
+        var weight = targets.Index(component)!.Graph.ReadAsSingle(target.Weight);
+        foreach (var (module, file, scale) in items)
         {
-            value.Dispose();
+            var up = file.File.ReadAsSingle(module.Up);
+            var down = file.File.ReadAsSingle(module.Down);
+            LoraMath.AddDelta(weight, target.Layout, up, down, module.Rank, scale);
         }
 
-        _values.Clear();
+        Store(weight, tensor);
     }
 
-    /// <summary>A user-owned tensor of the initializer's own type holding <paramref name="weight"/> (rounded once for 16-bit types).</summary>
-    private static UserOwnedTensor ToOrtValue(OnnxInitializer initializer, float[] weight)
+    private static UserOwnedTensor CreateTensor(OnnxInitializer initializer)
     {
         var type = initializer.ElementType switch
         {
@@ -181,8 +237,13 @@ internal sealed class LoraOverlay : IDisposable
             OnnxDataType.BFloat16 => TensorElementType.BFloat16,
             _ => throw new InvalidOperationException($"Initializer '{initializer.Name}' of ONNX type {initializer.DataType} cannot be adapted."),
         };
-        var tensor = new UserOwnedTensor(type, initializer.Dimensions);
-        switch (type)
+        return new UserOwnedTensor(type, initializer.Dimensions);
+    }
+
+    /// <summary>Stores float32 <paramref name="weight"/> in the tensor's own type (rounded once for 16-bit types).</summary>
+    private static void Store(float[] weight, UserOwnedTensor tensor)
+    {
+        switch (tensor.ElementType)
         {
             case TensorElementType.Float:
                 weight.CopyTo(tensor.AsSpan<float>());
@@ -201,8 +262,6 @@ internal sealed class LoraOverlay : IDisposable
 
                 break;
         }
-
-        return tensor;
     }
 }
 

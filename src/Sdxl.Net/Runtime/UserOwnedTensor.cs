@@ -28,6 +28,7 @@ internal sealed unsafe class UserOwnedTensor : IDisposable
             TensorElementType.Float16 or TensorElementType.BFloat16 => 2,
             _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Only float32, float16 and bfloat16 tensors are supported."),
         };
+        ElementType = type;
         ByteLength = count * size;
         ElementCount = count;
         _buffer = NativeMemory.AlignedAlloc((nuint)Math.Max(ByteLength, 1), 64);
@@ -45,6 +46,8 @@ internal sealed unsafe class UserOwnedTensor : IDisposable
 
     /// <summary>The tensor.</summary>
     public OrtValue Value { get; }
+
+    public TensorElementType ElementType { get; }
 
     public long ByteLength { get; }
 
