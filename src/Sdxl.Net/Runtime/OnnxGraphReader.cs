@@ -464,22 +464,16 @@ internal static class OnnxGraphReader
                 case TensorName when wire == ProtoWireReader.LengthDelimited:
                     name = reader.ReadString(end);
                     break;
-                case TensorRawData when wire == ProtoWireReader.LengthDelimited:
+                case TensorRawData or TensorFloatData or TensorInt32Data when wire == ProtoWireReader.LengthDelimited:
+                    // Only where the values are: the bytes are read later, for the initializers that are asked for.
                     length = reader.ReadLength(end);
                     offset = reader.Position;
-                    storage = OnnxDataStorage.Raw;
-                    reader.Skip(length);
-                    break;
-                case TensorFloatData when wire == ProtoWireReader.LengthDelimited:
-                    length = reader.ReadLength(end);
-                    offset = reader.Position;
-                    storage = OnnxDataStorage.FloatData;
-                    reader.Skip(length);
-                    break;
-                case TensorInt32Data when wire == ProtoWireReader.LengthDelimited:
-                    length = reader.ReadLength(end);
-                    offset = reader.Position;
-                    storage = OnnxDataStorage.Int32Data;
+                    storage = field switch
+                    {
+                        TensorRawData => OnnxDataStorage.Raw,
+                        TensorFloatData => OnnxDataStorage.FloatData,
+                        _ => OnnxDataStorage.Int32Data,
+                    };
                     reader.Skip(length);
                     break;
                 case TensorExternalData when wire == ProtoWireReader.LengthDelimited:
