@@ -10,13 +10,13 @@ internal sealed class UsageException(string message) : Exception(message);
 internal sealed class CliArguments
 {
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<string>> _repeated = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _repeated = new(StringComparer.Ordinal);
     private readonly IReadOnlySet<string> _repeatable;
 
     /// <param name="args">The arguments after the command.</param>
-    /// <param name="flags">Options that take no value.</param>
-    /// <param name="repeatable">Options that may be given several times (read with <see cref="All"/>).</param>
+    /// <param name="flags">Options without a value.</param>
+    /// <param name="repeatable">Options that may be given more than once (read with <see cref="All"/>).</param>
     public CliArguments(IEnumerable<string> args, IReadOnlySet<string> flags, IReadOnlySet<string>? repeatable = null)
     {
         _repeatable = repeatable ?? new HashSet<string>(StringComparer.Ordinal);
@@ -66,7 +66,12 @@ internal sealed class CliArguments
     {
         if (_repeatable.Contains(name) && value is not null)
         {
-            (_repeated.TryGetValue(name, out var list) ? list : _repeated[name] = []).Add(value);
+            if (!_repeated.TryGetValue(name, out var list))
+            {
+                _repeated[name] = list = [];
+            }
+
+            list.Add(value);
             _values[name] = value;
             return;
         }

@@ -98,4 +98,7 @@ public sealed class GenerationResult
 
     /// <summary>The LoRA adapters applied (the pipeline's and the request's), with their file hashes.</summary>
     public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+
+    /// <summary>The textual-inversion embeddings the pipeline's text encoders carry.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
 }

@@ -59,6 +59,8 @@ public static class ImageRecipe
             sb.Append(", LoRAs: ").AppendJoin(" ", result.Loras.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Name}:{l.Weight}")));
         }
 
+        AppendPromptLanguage(sb, r, result);
+
         return sb.ToString();
     }
 
@@ -93,6 +95,7 @@ public static class ImageRecipe
             Strength = r.Strength,
             Loras = RecipeLoras(result),
         };
+        RecordPromptLanguage(recipe, r, result);
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -147,7 +150,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
-        return new StoredRecipe(new GenerationRequest
+        return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -166,10 +169,56 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
+            Embeddings = doc.Embeddings ?? [],
             Loras = doc.Loras?.Select(l => new Lora.AppliedLora(l.Name ?? string.Empty, l.Sha256 ?? string.Empty, l.Weight, l.TextEncoderWeight ?? l.Weight)).ToArray() ?? [],
         };
+    }
+
+    // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
+    // written to the JSON only when they differ from the defaults, so plain recipes stay as they were.
+    private static void AppendPromptLanguage(StringBuilder sb, GenerationRequest r, GenerationResult result)
+    {
+        if (result.Embeddings.Count > 0)
+        {
+            sb.Append(", Embeddings: ").AppendJoin(", ", result.Embeddings.Select(e => e.Token));
+        }
+
+        if (r.PromptSyntax != Text.PromptSyntax.Plain)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Prompt syntax: {r.PromptSyntax}");
+            if (r.PromptWeighting != Text.PromptWeighting.Automatic1111)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", Prompt weighting: {r.PromptWeighting}");
+            }
+        }
+
+        if (r.ClipSkip is { } clipSkip and > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Clip skip: {clipSkip}");
+        }
+    }
+
+    private static void RecordPromptLanguage(RecipeDocument recipe, GenerationRequest r, GenerationResult result)
+    {
+        recipe.Embeddings = result.Embeddings.Count > 0 ? result.Embeddings.ToArray() : null;
+        recipe.PromptSyntax = r.PromptSyntax == Text.PromptSyntax.Plain ? null : r.PromptSyntax.ToString();
+        recipe.PromptWeighting = r.PromptWeighting == Text.PromptWeighting.Automatic1111 ? null : r.PromptWeighting.ToString();
+        recipe.ClipSkip = r.ClipSkip;
+    }
+
+    private static GenerationRequest ReadPromptLanguage(RecipeDocument doc, string pngPath, GenerationRequest request)
+    {
+        var syntax = Text.PromptSyntax.Plain;
+        var weighting = Text.PromptWeighting.Automatic1111;
+        if ((doc.PromptSyntax is { } s && !Enum.TryParse(s, ignoreCase: false, out syntax))
+            || (doc.PromptWeighting is { } w && !Enum.TryParse(w, ignoreCase: false, out weighting)))
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk names an unknown prompt syntax or weighting ('{doc.PromptSyntax}', '{doc.PromptWeighting}').");
+        }
+
+        return request with { PromptSyntax = syntax, PromptWeighting = weighting, ClipSkip = doc.ClipSkip };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -200,6 +249,12 @@ public static class ImageRecipe
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
         public List<RecipeLora>? Loras { get; set; }
+
+        // The prompt language.
+        public string? PromptSyntax { get; set; }
+        public string? PromptWeighting { get; set; }
+        public int? ClipSkip { get; set; }
+        public Text.AppliedEmbedding[]? Embeddings { get; set; }
     }
 
     /// <summary>One adapter in the recipe: file name, SHA-256 and weights (the file itself is not stored).</summary>
@@ -239,4 +294,7 @@ public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLat
 {
     /// <summary>The LoRA adapters the image was made with (file names and hashes: the files must be supplied again).</summary>
     public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+
+    /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
 }

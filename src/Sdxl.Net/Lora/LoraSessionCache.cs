@@ -181,14 +181,17 @@ internal sealed class LoraSessionCache : IDisposable
         {
             TextEncoderModel? te1 = null, te2 = null;
             UNetModel? unet = null;
+            // The text encoders keep the pipeline's textual-inversion rows (an overlay of their own) beside the deltas.
             if (overlay.For("text_encoder") is { } c1 && _model.TextEncoder is not null)
             {
-                te1 = Track(owned, new TextEncoderModel("text_encoder", _targets.ModelFile(LoraComponent.TextEncoder), _options, requirePooled: false, customization: c1));
+                te1 = Track(owned, new TextEncoderModel("text_encoder", _targets.ModelFile(LoraComponent.TextEncoder), _options, requirePooled: false,
+                    customization: SessionCustomization.Combine(_model.Embeddings?.Customize("text_encoder"), c1)));
             }
 
             if (overlay.For("text_encoder_2") is { } c2)
             {
-                te2 = Track(owned, new TextEncoderModel("text_encoder_2", _targets.ModelFile(LoraComponent.TextEncoder2), _options, requirePooled: true, customization: c2));
+                te2 = Track(owned, new TextEncoderModel("text_encoder_2", _targets.ModelFile(LoraComponent.TextEncoder2), _options, requirePooled: true,
+                    customization: SessionCustomization.Combine(_model.Embeddings?.Customize("text_encoder_2"), c2)));
             }
 
             if (overlay.For("unet") is { } cu)

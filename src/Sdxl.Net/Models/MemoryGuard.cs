@@ -30,7 +30,14 @@ internal static class MemoryGuard
         {
             if (!file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !file.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
             {
-                total += new FileInfo(file).Length;
+                // Hugging Face cache snapshots hold symbolic links to the blobs: count the blob, not the link.
+                var info = new FileInfo(file);
+                if (info.LinkTarget is not null)
+                {
+                    info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                }
+
+                total += info.Exists ? info.Length : 0;
             }
         }
 

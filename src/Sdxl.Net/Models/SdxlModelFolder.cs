@@ -35,6 +35,9 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public SchedulerConfig SchedulerConfig { get; private set; } = SchedulerConfig.SdxlBase;
 
+    /// <summary>The textual-inversion embeddings whose rows the text encoder sessions were opened with, or <see langword="null"/>.</summary>
+    public TextualInversions? Embeddings { get; private set; }
+
     /// <summary>model_index.json <c>force_zeros_for_empty_prompt</c> (diffusers default true).</summary>
     public bool ForceZerosForEmptyPrompt { get; private set; } = true;
 
@@ -131,6 +134,19 @@ internal sealed class SdxlModelFolder : IDisposable
         {
             folder.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Records the embeddings this folder's text encoders were opened with (their customization) and takes ownership:
+    /// they are disposed after every session, whose initializer memory they are.
+    /// </summary>
+    public void AttachEmbeddings(TextualInversions? embeddings)
+    {
+        if (embeddings is not null)
+        {
+            Embeddings = embeddings;
+            _owned.Insert(0, embeddings);
         }
     }
 

@@ -46,6 +46,35 @@ internal sealed class SessionCustomization
     /// <summary>Whether this changes nothing.</summary>
     public bool IsEmpty => InitializerOverrides.Count == 0 && !DisablePrepacking && !CapAtExtendedOptimization;
 
+    /// <summary>
+    /// Both customizations at once (e.g. textual-inversion rows and LoRA deltas on one text encoder); <see langword="null"/>
+    /// when both are.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Both replace the same initializer.</exception>
+    public static SessionCustomization? Combine(SessionCustomization? first, SessionCustomization? second)
+    {
+        if (first is null || second is null)
+        {
+            return first ?? second;
+        }
+
+        var overrides = new List<KeyValuePair<string, OrtValue>>(first.InitializerOverrides);
+        foreach (var o in second.InitializerOverrides)
+        {
+            if (overrides.Exists(p => p.Key == o.Key))
+            {
+                throw new InvalidOperationException($"Two weights overlays replace initializer '{o.Key}'.");
+            }
+
+            overrides.Add(o);
+        }
+
+        return new SessionCustomization(overrides, first.DisablePrepacking || second.DisablePrepacking)
+        {
+            CapAtExtendedOptimization = first.CapAtExtendedOptimization || second.CapAtExtendedOptimization,
+        };
+    }
+
     /// <summary>Applies the customization to options about to create a session.</summary>
     internal void ApplyTo(SessionOptions options)
     {
