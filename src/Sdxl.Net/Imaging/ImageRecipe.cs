@@ -96,6 +96,12 @@ public static class ImageRecipe
             Loras = RecipeLoras(result),
         };
         RecordPromptLanguage(recipe, r, result);
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -169,6 +175,12 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
         }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
             Embeddings = doc.Embeddings ?? [],
@@ -249,6 +261,12 @@ public static class ImageRecipe
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
         public List<RecipeLora>? Loras { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
 
         // The prompt language.
         public string? PromptSyntax { get; set; }
