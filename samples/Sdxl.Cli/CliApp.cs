@@ -16,7 +16,7 @@ internal static class CliApp
     public const int UsageFailure = 2;
 
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
-    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding" };
+    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding", "lora" };
 
     // synth's --refiner is a switch; generate's --refiner takes a folder.
     private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
@@ -51,6 +51,11 @@ internal static class CliApp
                 rest = CannyCommand.Positional(rest);
             }
 
+            if (command == "lora")
+            {
+                return LoraCommand.Run(rest, stdout);
+            }
+
             var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
             if (options.Flag("help"))
             {
@@ -70,7 +75,7 @@ internal static class CliApp
                 "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
                 "download" => await HubCommands.DownloadAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
                 "models" => HubCommands.Models(options, stdout),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models, lora; see --help)"),
             };
         }
         catch (UsageException e)
@@ -282,6 +287,7 @@ internal static class CliApp
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--lora FILE[:WEIGHT]]... (repeatable; weight 1 when omitted, negative allowed)
                     [--prompt-syntax plain|weighted] [--prompt-weighting a1111|no-mean-restore|comfyui] [--clip-skip N]
                     [--embedding FILE.safetensors[:TOKEN]]... (SDXL textual inversion; TOKEN defaults to the file name)
                     [--preset turbo|lightning-4|lightning-8|lcm|hyper-8] [--eta G]
@@ -303,6 +309,8 @@ internal static class CliApp
                     --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
+          lora inspect FILE [--model DIR]
+                    (format, ranks, alphas; with --model the matched and unmatched modules)
           demo      [--output FILE.png] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
           synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]

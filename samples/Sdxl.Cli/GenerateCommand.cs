@@ -207,6 +207,7 @@ internal static class GenerateCommand
             "per-phase" => MemoryMode.LoadPerPhase,
             var other => throw new UsageException($"--memory-mode must be keep or per-phase; got '{other}'"),
         };
+        var loras = options.All("lora").Select(LoraCommand.ParseArgument).ToArray();
         bool vaeTiling = options.Flag("vae-tiling");
         bool cudaGraph = options.Flag("cuda-graph");
         if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
@@ -297,6 +298,12 @@ internal static class GenerateCommand
         }
 
         controlNets.AddTo(builder);
+        // One generation: the adapters are merged into the pipeline's sessions when it is built (no second session set).
+        foreach (var lora in loras)
+        {
+            builder.AddLora(lora.Path, lora.Weight);
+        }
+
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;

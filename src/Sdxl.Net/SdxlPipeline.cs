@@ -6,6 +6,7 @@ using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
 using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Lora;
 using Sdxl.Net.Models;
 using Sdxl.Net.Previews;
 using Sdxl.Net.Randomness;
@@ -31,6 +32,7 @@ public sealed class SdxlPipeline : IDisposable
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
     private readonly ControlNet.ControlNetModel[] _controlNets;
+    private readonly LoraAdapters _loras;
     private readonly object _refinerLock = new();
     private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
@@ -42,8 +44,18 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
         _controlNets = [];
+        _loras = new LoraAdapters(settings.ModelDirectory, settings.Loras, _logger);
+        try
+        {
+            _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, customize: _loras.Customize);
+        }
+        catch
+        {
+            _loras.Dispose();
+            throw;
+        }
+
         _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
@@ -55,6 +67,12 @@ public sealed class SdxlPipeline : IDisposable
 
             _controlNets = ControlNet.ControlNetStage.Load(settings.ControlNets, settings.Provider);
             ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
+            if (_model.ControlNetUNet is not null && settings.Loras.Count > 0)
+            {
+                throw new ArgumentException(SeparateControlNetUNetWithLora, nameof(settings.Loras));
+            }
+
+            _loras.Attach(_model, settings.Provider);
         }
         catch
         {
@@ -64,6 +82,7 @@ public sealed class SdxlPipeline : IDisposable
             }
 
             _model.Dispose();
+            _loras.Dispose();
             throw;
         }
 
@@ -76,6 +95,11 @@ public sealed class SdxlPipeline : IDisposable
                 + "(NaN images). Prefer an fp32 VAE export or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
         }
     }
+
+    private const string SeparateControlNetUNetWithLora =
+        "LoRA adapters cannot be combined with a ControlNet UNet in controlnet/model.onnx (OnnxStack's layout) yet: the adapters are mapped "
+        + "onto unet/model.onnx, whose initializer names need not match the other file's. Use an export whose unet/ itself takes the "
+        + "ControlNet residuals, or generate without adapters.";
 
     /// <summary>Starts configuring a pipeline.</summary>
     public static SdxlPipelineBuilder CreateBuilder() => new();
@@ -151,6 +175,7 @@ public sealed class SdxlPipeline : IDisposable
             net.Dispose();
         }
 
+        _loras.Dispose();
         _previewDecoders.Dispose();
         lock (_refinerLock)
         {
@@ -300,10 +325,20 @@ public sealed class SdxlPipeline : IDisposable
             random = _settings.RandomSourceFactory(seed.Value);
         }
 
+        // LoRA adapters: the base sessions, or sessions with the request's adapter set merged in (held for the run).
+        if (r.Loras is { Count: > 0 } && r.ControlImages is { Count: > 0 } && _model.ControlNetUNet is not null)
+        {
+            throw new ArgumentException(SeparateControlNetUNetWithLora, nameof(r.Loras));
+        }
+
+        using var loras = _loras.Begin(r, _model);
+        var model = loras.Model;
+        warnings.AddRange(loras.Warnings);
+
         // 1. Prompts.
         progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, watch.Elapsed, null));
         var notes = new List<TruncationNote>();
-        var (positive, negative) = EncodePrompts(_model, r, cfg, notes, runOptions);
+        var (positive, negative) = EncodePrompts(model, r, cfg, notes, runOptions);
         foreach (var n in notes)
         {
             warnings.Add($"The prompt for {n.Tokenizer} has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used (CLIP reads at most 75): \"{n.Text}\".");
@@ -398,8 +433,8 @@ public sealed class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
-        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(_model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+        var extensions = WithStepReporter(CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
+        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
@@ -428,6 +463,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Loras = loras.Applied,
             Embeddings = _model.Embeddings?.Applied ?? [],
             ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };

@@ -24,6 +24,7 @@ public sealed class SdxlPipelineBuilder
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
     private readonly List<ControlNet.ControlNetRegistration> _controlNets = [];
+    private readonly List<Lora.LoraReference> _loras = [];
     private readonly List<Text.EmbeddingReference> _embeddings = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
@@ -243,6 +244,25 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>
+    /// Applies a LoRA adapter (kohya/sd-scripts, diffusers/PEFT or LoCon <c>.safetensors</c>) to every generation: its
+    /// weights are merged into the UNet and text-encoder sessions when the pipeline is built.
+    /// </summary>
+    /// <param name="path">The adapter file.</param>
+    /// <param name="weight">The UNet scale (1 = as trained; 0 = no effect; negative inverts).</param>
+    /// <param name="textEncoderWeight">The text encoders' scale; <see langword="null"/> uses <paramref name="weight"/>.</param>
+    public SdxlPipelineBuilder AddLora(string path, double weight = 1.0, double? textEncoderWeight = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!double.IsFinite(weight) || textEncoderWeight is { } te && !double.IsFinite(te))
+        {
+            throw new ArgumentOutOfRangeException(nameof(weight), "LoRA weights must be finite numbers.");
+        }
+
+        _loras.Add(new Lora.LoraReference(path, weight) { TextEncoderWeight = textEncoderWeight });
+        return this;
+    }
+
+    /// <summary>
     /// Adds an SDXL textual-inversion embedding (a <c>.safetensors</c> file with <c>clip_l</c> and <c>clip_g</c>
     /// vectors): wherever <paramref name="token"/> appears in a prompt it stands for the file's N vectors. The text
     /// encoders' token tables are extended when the pipeline is built.
@@ -307,7 +327,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray() });
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray(), Loras = _loras.ToArray() });
     }
 }
 
@@ -326,6 +346,9 @@ internal sealed record SdxlPipelineSettings(
     Func<long, IRandomSource> RandomSourceFactory,
     TiledVaeOptions? TiledVae = null)
 {
+    /// <summary>The pipeline's own LoRA adapters, merged into the base sessions.</summary>
+    public IReadOnlyList<Lora.LoraReference> Loras { get; init; } = [];
+
     /// <summary>The textual-inversion embeddings added to the text encoders.</summary>
     public IReadOnlyList<Text.EmbeddingReference> Embeddings { get; init; } = [];
 

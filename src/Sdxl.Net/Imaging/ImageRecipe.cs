@@ -54,6 +54,11 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        if (result.Loras.Count > 0)
+        {
+            sb.Append(", LoRAs: ").AppendJoin(" ", result.Loras.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Name}:{l.Weight}")));
+        }
+
         AppendPromptLanguage(sb, r, result);
 
         // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
@@ -95,6 +100,7 @@ public static class ImageRecipe
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
             ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
+            Loras = RecipeLoras(result),
         };
         RecordPromptLanguage(recipe, r, result);
 
@@ -187,6 +193,7 @@ public static class ImageRecipe
         {
             Embeddings = doc.Embeddings ?? [],
             ControlNets = doc.ControlNet?.Units,
+            Loras = doc.Loras?.Select(l => new Lora.AppliedLora(l.Name ?? string.Empty, l.Sha256 ?? string.Empty, l.Weight, l.TextEncoderWeight ?? l.Weight)).ToArray() ?? [],
         };
     }
 
@@ -286,6 +293,7 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+        public List<RecipeLora>? Loras { get; set; }
 
         // Few-step schedules.
         public float? Eta { get; set; }
@@ -308,6 +316,24 @@ public static class ImageRecipe
         public StoredControlNet[]? Units { get; set; }
     }
 
+    /// <summary>One adapter in the recipe: file name, SHA-256 and weights (the file itself is not stored).</summary>
+    internal sealed class RecipeLora
+    {
+        public string? Name { get; set; }
+        public string? Sha256 { get; set; }
+        public double Weight { get; set; }
+        public double? TextEncoderWeight { get; set; }
+    }
+
+    private static List<RecipeLora>? RecipeLoras(GenerationResult result) =>
+        result.Loras.Count == 0 ? null : result.Loras.Select(l => new RecipeLora
+        {
+            Name = l.Name,
+            Sha256 = l.Sha256,
+            Weight = l.Weight,
+            TextEncoderWeight = l.TextEncoderWeight == l.Weight ? null : l.TextEncoderWeight,
+        }).ToList();
+
     private static class RecipeJson
     {
         public static readonly JsonSerializerOptions Options = new()
@@ -325,6 +351,9 @@ public static class ImageRecipe
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
 public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
 {
+    /// <summary>The LoRA adapters the image was made with (file names and hashes: the files must be supplied again).</summary>
+    public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+
     /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
     public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
 

@@ -15,6 +15,7 @@ internal sealed class SdxlModelFolder : IDisposable
     private readonly List<IDisposable> _owned = [];
     private SessionResidency? _residency;
     private Func<string, SessionCustomization?> _customize = _ => null;
+    private bool _isView;
 
     private SdxlModelFolder(string directory) => Directory = directory;
 
@@ -168,18 +169,25 @@ internal sealed class SdxlModelFolder : IDisposable
 
     /// <summary>
     /// Opens OnnxStack's ControlNet-enabled UNet, <c>controlnet/model.onnx</c>, when the folder has one (a pipeline with
-    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency and weights overlay.
+    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency, not its weights overlay:
+    /// an overlay maps initializers of <c>unet/model.onnx</c>, whose generated names (<c>onnx::MatMul_N</c>) need not
+    /// denote the same tensors in another export, so LoRA adapters are refused with such a UNet (see SdxlPipeline).
     /// </summary>
     public void LoadControlNetUNet(ExecutionProviderOptions options)
     {
         if (ControlNetUNet is null && File.Exists(Sub("controlnet", "model.onnx")))
         {
-            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency, _customize("unet")));
+            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency));
         }
     }
 
     public void Dispose()
     {
+        if (_isView)
+        {
+            return;
+        }
+
         for (int i = _owned.Count - 1; i >= 0; i--)
         {
             _owned[i].Dispose();
@@ -194,6 +202,20 @@ internal sealed class SdxlModelFolder : IDisposable
     {
         _owned.Add(item);
         return item;
+    }
+
+    /// <summary>
+    /// This folder with other sessions of its text encoders and UNet (e.g. with a weights overlay); the view shares
+    /// everything else and disposes nothing.
+    /// </summary>
+    public SdxlModelFolder WithComponents(TextEncoderModel? textEncoder, TextEncoderModel? textEncoder2, UNetModel? unet)
+    {
+        var view = (SdxlModelFolder)MemberwiseClone();
+        view._isView = true;
+        view.TextEncoder = textEncoder ?? TextEncoder;
+        view.TextEncoder2 = textEncoder2 ?? TextEncoder2;
+        view.UNet = unet ?? UNet;
+        return view;
     }
 
     private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize)

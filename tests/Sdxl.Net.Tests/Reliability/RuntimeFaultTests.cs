@@ -6,6 +6,11 @@ using Sdxl.Net.Synthetic;
 namespace Sdxl.Net.Tests.Reliability;
 
 /// <summary>Cancellation at every phase, numeric faults and native memory over repeated cancellation.</summary>
+/// <remarks>
+/// Runs alone: the memory test reads the process's resident size, which tests creating sessions in parallel (LoRA
+/// adapter sets, model loading) would grow by tens of MiB.
+/// </remarks>
+[Collection(ProcessMemoryCollection.Name)]
 public sealed class CancellationTests(SyntheticPipelineFixture fixture) : IClassFixture<SyntheticPipelineFixture>
 {
     [Fact]
@@ -163,4 +168,11 @@ public sealed class NumericFaultTests
         var result = await pipeline.GenerateAsync(Faults.Tiny());
         Assert.All(result.Images[0].Pixels.ToArray(), v => Assert.True(float.IsFinite(v)));
     }
+}
+
+/// <summary>Tests that measure the process's memory, run after and apart from every parallel test.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessMemoryCollection
+{
+    public const string Name = "Process memory";
 }
