@@ -119,7 +119,7 @@ public sealed class SdxlOptions
 }
 
 /// <summary>Invalid <see cref="SdxlOptions"/>; the message lists every problem.</summary>
-public sealed class SdxlOptionsException : Exception
+public sealed class SdxlOptionsException : SdxlException
 {
     /// <summary>Creates the exception from the list of problems.</summary>
     public SdxlOptionsException(IReadOnlyList<string> errors)
