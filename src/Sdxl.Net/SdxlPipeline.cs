@@ -19,9 +19,10 @@ namespace Sdxl.Net;
 /// <remarks>
 /// Thread-safe: one instance serves concurrent <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/>
 /// calls (each has its own scheduler run, random source and buffers; ONNX sessions are shared). Dispose it to release
-/// every native session.
+/// every native session: disposing cancels the generations still running and waits for them first, so it is safe
+/// at any moment (a host disposing a singleton pipeline at shutdown with requests in flight).
 /// </remarks>
-public sealed class SdxlPipeline : IDisposable
+public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 {
     private readonly SdxlPipelineSettings _settings;
     private readonly SdxlModelFolder _model;
@@ -30,14 +31,15 @@ public sealed class SdxlPipeline : IDisposable
     private readonly object _refinerLock = new();
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
-    private bool _disposed;
+    private readonly PipelineLifetime _lifetime;
 
-    internal SdxlPipeline(SdxlPipelineSettings settings)
+    internal SdxlPipeline(SdxlPipelineSettings settings, CancellationToken cancellationToken = default)
     {
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
+        _lifetime = new PipelineLifetime(ReleaseSessions);
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, cancellationToken: cancellationToken);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
@@ -81,34 +83,62 @@ public sealed class SdxlPipeline : IDisposable
     /// <exception cref="ArgumentException">The request is invalid; the message names the value and what is allowed.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the pipeline stays usable.</exception>
     /// <exception cref="SdxlNumericException">The models produced NaN or infinite values.</exception>
+    /// <exception cref="ObjectDisposedException">The pipeline was disposed before the call.</exception>
+    /// <remarks>
+    /// Disposing the pipeline while the call runs cancels it: it ends in an <see cref="OperationCanceledException"/>
+    /// saying so, and no sink writes a partial file.
+    /// </remarks>
     public async Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Validate(request);
-        var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (_settings.Sinks.Length > 0)
+        using var running = _lifetime.Enter(this);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Closing);
+        var ct = linked.Token;
+        try
         {
-            progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
-            foreach (var sink in _settings.Sinks)
+            var plan = Validate(request);
+            var result = await Task.Run(() => Generate(request, plan, progress, ct), ct).ConfigureAwait(false);
+            if (_settings.Sinks.Length > 0)
             {
-                await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
+                progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
+                foreach (var sink in _settings.Sinks)
+                {
+                    await sink.WriteAsync(result, ct).ConfigureAwait(false);
+                }
             }
-        }
 
-        progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
-        return result;
+            progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+            return result;
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
+        {
+            throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
+        }
     }
 
-    /// <summary>Releases every ONNX session (base and refiner).</summary>
+    /// <summary>
+    /// Cancels the generations still running, waits for them to end, then releases every ONNX session (base and
+    /// refiner). Called from a progress callback or sink of one of its own generations, it does not wait (that
+    /// generation would wait for itself): the sessions are released when the last generation has ended.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        var released = _lifetime.Close();
+        if (!_lifetime.IsCurrentFlowInside())
         {
-            return;
+            released.GetAwaiter().GetResult();
         }
+    }
 
-        _disposed = true;
+    /// <summary>As <see cref="Dispose"/>, without blocking a thread while running generations wind down.</summary>
+    public ValueTask DisposeAsync()
+    {
+        var released = _lifetime.Close();
+        return _lifetime.IsCurrentFlowInside() ? ValueTask.CompletedTask : new ValueTask(released);
+    }
+
+    private void ReleaseSessions()
+    {
         _model.Dispose();
         lock (_refinerLock)
         {
@@ -351,7 +381,7 @@ public sealed class SdxlPipeline : IDisposable
         if (plan.Refine)
         {
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
-            var (refiner, refinerScheduler) = GetRefiner(r);
+            var (refiner, refinerScheduler) = GetRefiner(r, ct);
             Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
             ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType);
             if (_settings.RefinerOptions!.UseRefinerVae)
@@ -528,15 +558,14 @@ public sealed class SdxlPipeline : IDisposable
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
-    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r)
+    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r, CancellationToken ct)
     {
         lock (_refinerLock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false, cancellationToken: ct);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);

@@ -10,7 +10,7 @@ namespace Sdxl.Net;
 
 /// <summary>
 /// Configures and builds an <see cref="SdxlPipeline"/>. Options are validated and every model session is created in
-/// <see cref="Build"/>, so a broken folder fails there, naming the file and the expected signature.
+/// <see cref="Build()"/>, so a broken folder fails there, naming the file and the expected signature.
 /// </summary>
 /// <example>
 /// <code>
@@ -209,8 +209,18 @@ public sealed class SdxlPipelineBuilder
     /// <summary>Validates the configuration, opens every model and returns the pipeline.</summary>
     /// <exception cref="InvalidOperationException">No model folder was given.</exception>
     /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
-    public SdxlPipeline Build()
+    public SdxlPipeline Build() => Build(CancellationToken.None);
+
+    /// <summary>
+    /// Validates the configuration, opens every model and returns the pipeline; <paramref name="cancellationToken"/>
+    /// is checked between the components (creating one ONNX session cannot be interrupted).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No model folder was given.</exception>
+    /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; every session opened so far is released.</exception>
+    public SdxlPipeline Build(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (_modelDirectory is null)
         {
             throw new InvalidOperationException("No model folder: call WithModel(directory) before Build().");
@@ -241,7 +251,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             _modelDirectory, _refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae));
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae), cancellationToken);
     }
 }
 

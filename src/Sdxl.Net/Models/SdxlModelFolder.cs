@@ -105,7 +105,12 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
+    /// <summary>Opens the folder: configs validated, tokenizers read, every session created and checked.</summary>
+    /// <param name="directory">The folder.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="loadVaeEncoder">Whether to open <c>vae_encoder/</c> when present.</param>
+    /// <param name="cancellationToken">Checked between components (one session's creation is not interruptible).</param>
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -116,7 +121,7 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder);
+            folder.Load(options, loadVaeEncoder, cancellationToken);
             return folder;
         }
         catch
@@ -144,8 +149,9 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder)
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested();
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
         RequiresAestheticsScore = index.GetBoolean("requires_aesthetics_score", false);
@@ -187,15 +193,20 @@ internal sealed class SdxlModelFolder : IDisposable
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
+            ct.ThrowIfCancellationRequested();
             TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
         }
 
+        ct.ThrowIfCancellationRequested();
         Tokenizer2 = LoadTokenizer("tokenizer_2");
         TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
+        ct.ThrowIfCancellationRequested();
         UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        ct.ThrowIfCancellationRequested();
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
+            ct.ThrowIfCancellationRequested();
             VaeEncoder = Own(new VaeEncoderModel(ModelFile("vae_encoder"), options, residency));
         }
 
