@@ -211,6 +211,11 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             // The folder's scheduler_config.json names a class the catalog does not know: a model folder fault.
             throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message} Pick one with WithScheduler(name).", e);
         }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // Names are checked by Build(), so what the scheduler refuses here is a value of the folder's configuration.
+            throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message}", e);
+        }
     }
 
     /// <summary>

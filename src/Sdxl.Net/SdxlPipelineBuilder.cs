@@ -57,10 +57,15 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>Runs on the CPU provider.</summary>
-    /// <param name="intraOpThreads">Threads per model run; 0 lets ONNX Runtime choose.</param>
+    /// <param name="intraOpThreads">Threads per model run, 1 to <see cref="ExecutionProviderOptions.MaxIntraOpThreads"/>; 0 lets ONNX Runtime choose.</param>
     public SdxlPipelineBuilder UseCpu(int intraOpThreads = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(intraOpThreads);
+        if (intraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads,
+                $"intraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {intraOpThreads}.");
+        }
+
         _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads };
         return this;
     }
@@ -229,6 +234,22 @@ public sealed class SdxlPipelineBuilder
         if (_refinerOptions is { } r && (!(r.HighNoiseFraction > 0) || !(r.HighNoiseFraction < 1)))
         {
             throw new ArgumentOutOfRangeException(nameof(RefinerOptions.HighNoiseFraction), r.HighNoiseFraction, "The refiner's high-noise fraction must be in (0, 1).");
+        }
+
+        if (_refinerOptions is { } options)
+        {
+            Models.ModelConfigValidation.CheckAestheticScores(options);
+        }
+
+        if (_schedulerName is { } wanted && !_catalog.Names.Contains(wanted, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"Unknown scheduler '{wanted}'. Known schedulers: {string.Join(", ", _catalog.Names)}.", "name");
+        }
+
+        if (_provider.IntraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ExecutionProviderOptions.IntraOpThreads), _provider.IntraOpThreads,
+                $"IntraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {_provider.IntraOpThreads}.");
         }
 
         var catalog = _catalog;

@@ -51,6 +51,9 @@ internal sealed class JsonConfig
 
     public bool Has(string key) => _root.TryGetPropertyValue(key, out var v) && v is not null;
 
+    /// <summary>The raw JSON value of <paramref name="key"/>; <see langword="null"/> when absent or null.</summary>
+    public JsonNode? Raw(string key) => _root.TryGetPropertyValue(key, out var v) ? v : null;
+
     public double GetDouble(string key, double defaultValue) =>
         _root.TryGetPropertyValue(key, out var v) && v is JsonValue jv && jv.TryGetValue<double>(out var d) ? d : defaultValue;
 

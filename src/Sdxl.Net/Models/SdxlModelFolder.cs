@@ -167,22 +167,24 @@ internal sealed class SdxlModelFolder : IDisposable
             {
                 throw new SdxlModelException($"scheduler: {e.Message}", e);
             }
+
+            ModelConfigValidation.CheckScheduler(SchedulerConfig, schedulerPath);
         }
 
         var vaeConfigPath = File.Exists(Sub("vae_decoder", "config.json")) ? Sub("vae_decoder", "config.json") : Sub("vae", "config.json");
         var vae = JsonConfig.Load(vaeConfigPath, "vae_decoder", required: false);
+        VaeScaleFactor = ModelConfigValidation.CheckVae(vae, LatentChannels);
         VaeScalingFactor = (float)vae.GetDouble("scaling_factor", 0.13025);
         VaeLatents = new VaeLatentScaling(VaeScalingFactor, ToSingle(vae.GetDoubleArray("latents_mean")), ToSingle(vae.GetDoubleArray("latents_std")));
         VaeForceUpcast = vae.GetBoolean("force_upcast", true);
-        if (vae.GetInt32Array("block_out_channels") is { Length: > 0 } vaeBlocks)
-        {
-            VaeScaleFactor = 1 << (vaeBlocks.Length - 1);
-        }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
-        int downLevels = unetConfig.GetInt32Array("block_out_channels")?.Length ?? 3;
-        PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
-        DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
+        int downLevels = ModelConfigValidation.CheckUNet(unetConfig);
+        long pixelMultiple = (long)VaeScaleFactor << (downLevels - 1);
+        int sampleSize = unetConfig.GetInt32("sample_size", 128);
+        ModelConfigValidation.CheckSizes(unetConfig, vae, pixelMultiple, sampleSize, VaeScaleFactor);
+        PixelMultiple = (int)pixelMultiple;
+        DefaultImageSize = sampleSize * VaeScaleFactor;
 
         // Per-phase loading: every session is still opened here, its signature read and checked, then closed.
         var residency = options.MemoryMode == MemoryMode.LoadPerPhase ? new SessionResidency() : null;
