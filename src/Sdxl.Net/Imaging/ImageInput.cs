@@ -43,6 +43,8 @@ public static class ImageInput
     /// <summary>
     /// Loads a PNG, JPEG, WebP or BMP file after checking its size and its declared dimensions against
     /// <paramref name="limits"/>, so a hostile file (huge dimensions, decompression bombs) is rejected before decoding.
+    /// PNG pixel data must hold every row its header declares, and an EXIF orientation is applied as diffusers'
+    /// <c>load_image</c> does (PIL's <c>exif_transpose</c>).
     /// </summary>
     /// <exception cref="InvalidDataException">The file is too large, not a supported image, or corrupt.</exception>
     public static Image<Rgb24> Load(string path, ImageLoadLimits? limits = null)
@@ -91,6 +93,7 @@ public static class ImageInput
             throw new InvalidDataException($"{name} is empty.");
         }
 
+        byte[]? png = null;
         if (PngChunks.HasSignature(bytes))
         {
             PngChunks.CheckStructure(bytes, name, limits.MaxPixels);
@@ -108,8 +111,19 @@ public static class ImageInput
             throw new InvalidDataException($"{name} is {info.Width}x{info.Height}; images up to {limits.MaxPixels} pixels are accepted.");
         }
 
-        buffer.Position = 0;
-        return Decode(() => Image.Load<Rgb24>(DecoderConfiguration, buffer), name);
+        // The decoders pad PNG pixel data that ends early with black rows; the row count is checked here (after the
+        // pixel limit, which bounds the inflation), and split image data is merged into one chunk.
+        if (PngChunks.HasSignature(bytes))
+        {
+            png = PngChunks.CheckPixelData(bytes, name);
+        }
+
+        int orientation = ExifOrientation.Read(bytes);
+        using var source = png is null ? buffer : new MemoryStream(png, writable: false);
+        source.Position = 0;
+        var image = Decode(() => Image.Load<Rgb24>(DecoderConfiguration, source), name);
+        ExifOrientation.Apply(image, orientation);
+        return image;
     }
 
     private static T Decode<T>(Func<T> decode, string name)
