@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sdxl.Net;
 using Sdxl.Net.Conditioning;
@@ -15,6 +16,12 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
+    /// <summary>Interrupted by SIGINT (Ctrl+C): 128 + 2, as shells report it.</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Terminated by SIGTERM: 128 + 15.</summary>
+    public const int Terminated = 143;
+
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
@@ -26,13 +33,21 @@ internal static class CliApp
             return args.Length == 0 ? UsageFailure : Ok;
         }
 
+        // SIGINT (Ctrl+C) and SIGTERM cancel the run: model loading stops between components, generation between
+        // steps, and a file being written is removed. A second signal is left to the runtime, which ends the process.
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        int signal = 0;
+        void OnSignal(PosixSignalContext context)
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+            if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
+            {
+                context.Cancel = true;
+                cts.Cancel();
+            }
+        }
+
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
         try
         {
@@ -65,6 +80,11 @@ internal static class CliApp
         {
             stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
             return UsageFailure;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            stderr.WriteLine(signal == (int)PosixSignal.SIGTERM ? "sdxl: terminated; nothing was written" : "sdxl: interrupted; nothing was written");
+            return signal == (int)PosixSignal.SIGTERM ? Terminated : Interrupted;
         }
         catch (OperationCanceledException)
         {
@@ -99,10 +119,6 @@ internal static class CliApp
             }
 
             return RuntimeFailure;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 
@@ -219,6 +235,6 @@ internal static class CliApp
           (default: the class in the model's scheduler/scheduler_config.json).
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
-        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
+        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).
         """;
 }

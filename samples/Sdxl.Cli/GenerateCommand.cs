@@ -58,6 +58,7 @@ internal static class GenerateCommand
         var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
         var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
+        CheckOutputName(extension == ".png" ? PngFileSink.PathFor(output, batch - 1, batch) : output);
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
         try
@@ -273,7 +274,7 @@ internal static class GenerateCommand
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;
-        using var pipeline = builder.Build();
+        using var pipeline = builder.Build(ct);
         var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
@@ -285,6 +286,17 @@ internal static class GenerateCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
+    }
+
+    /// <summary>Refuses an output name the file system would refuse only after the whole generation (NAME_MAX, 255 bytes).</summary>
+    private static void CheckOutputName(string path)
+    {
+        var name = Path.GetFileName(path);
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(name);
+        if (bytes > 255)
+        {
+            throw new UsageException($"--output: the file name '{name}' is {bytes} bytes (with the batch suffix); file systems allow at most 255");
+        }
     }
 
     private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)

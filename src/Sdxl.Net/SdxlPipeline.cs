@@ -38,6 +38,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         _lifetime = new PipelineLifetime(ReleaseSessions);
+        Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
         _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, cancellationToken: cancellationToken);
         try

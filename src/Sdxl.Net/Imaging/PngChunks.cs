@@ -10,8 +10,12 @@ namespace Sdxl.Net.Imaging;
 /// </summary>
 internal static class PngChunks
 {
-    /// <summary>The most bytes a compressed text chunk may inflate to (1 MiB: a recipe is a few kilobytes).</summary>
-    public const int MaxTextBytes = 1 << 20;
+    /// <summary>
+    /// The most bytes a compressed text chunk may inflate to: 4 MiB, above the largest recipe the writer can produce
+    /// (four prompts of <see cref="RequestValidation.MaxPromptLength"/> characters, each escaped to at most 6 bytes of
+    /// JSON: 2.4 MB; see <see cref="ImageRecipe.ToJson"/>), and small enough that a bomb costs nothing.
+    /// </summary>
+    public const int MaxTextBytes = 4 << 20;
 
     private static ReadOnlySpan<byte> Signature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
 

@@ -45,6 +45,10 @@ internal sealed class JsonConfig
         {
             throw new SdxlModelException($"{component}: '{path}' is not valid JSON: {e.Message}", e);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SdxlModelException($"{component}: cannot read '{path}': {Runtime.FileAccessCheck.Reason(e)}.", e);
+        }
 
         throw new SdxlModelException($"{component}: '{path}' must contain a JSON object.");
     }

@@ -167,6 +167,10 @@ internal sealed class SdxlModelFolder : IDisposable
             {
                 throw new SdxlModelException($"scheduler: {e.Message}", e);
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new SdxlModelException($"scheduler: cannot read '{schedulerPath}': {FileAccessCheck.Reason(e)}.", e);
+            }
 
             ModelConfigValidation.CheckScheduler(SchedulerConfig, schedulerPath);
         }
@@ -265,7 +269,12 @@ internal sealed class SdxlModelFolder : IDisposable
     private string ModelFile(string component)
     {
         var path = Sub(component, "model.onnx");
-        if (!File.Exists(path))
+        if (System.IO.Directory.Exists(path))
+        {
+            throw new SdxlModelException($"{component}: '{path}' is a directory, not a model file.");
+        }
+
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null)
         {
             throw new SdxlModelException($"{component}: model file not found: '{path}'. Expected an SDXL ONNX folder as written by `optimum-cli export onnx --task stable-diffusion-xl`.");
         }
