@@ -321,6 +321,7 @@ internal static class GenerateCommand
 internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
 {
     private GenerationPhase _last = (GenerationPhase)(-1);
+    private bool _lineOpen;
 
     public void Report(GenerationProgress value)
     {
@@ -330,7 +331,8 @@ internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgre
             {
                 var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
                 writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
-                if (value.Step == value.TotalSteps)
+                _lineOpen = value.Step != value.TotalSteps;
+                if (!_lineOpen)
                 {
                     writer.WriteLine();
                 }
@@ -344,5 +346,18 @@ internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgre
         }
     }
 
-    public void Finish() => writer.Flush();
+    /// <summary>Ends a progress line left open by a run that stopped mid-phase, so a failure message starts on its own line.</summary>
+    public void Finish()
+    {
+        lock (writer)
+        {
+            if (_lineOpen)
+            {
+                writer.WriteLine();
+                _lineOpen = false;
+            }
+
+            writer.Flush();
+        }
+    }
 }
