@@ -220,20 +220,16 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
-    /// Fails when denoising left NaN or infinite latents, naming the likely cause: an fp16 UNet whose activations
-    /// overflowed (or a custom scheduler that produced them), before the VAE turns them into a black image.
+    /// Fails when denoising left NaN or infinite latents, naming the likely causes, before the VAE turns them into a
+    /// black image.
     /// </summary>
-    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType)
+    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType, GenerationRequest r, IScheduler scheduler)
     {
-        if (AllFinite(latents))
+        if (!AllFinite(latents))
         {
-            return;
+            bool custom = scheduler.GetType().Assembly != typeof(SdxlPipeline).Assembly;
+            throw new SdxlNumericException(NumericDiagnosis.ForLatents(stage, unetType, r, custom));
         }
-
-        var cause = unetType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16
-            ? "The model is float16, whose activations can overflow: use a float32 export, or lower GuidanceScale."
-            : "The UNet or the scheduler overflowed: lower GuidanceScale, try another scheduler, or check a custom scheduler's Step.";
-        throw new SdxlNumericException($"Denoising with the {stage} produced NaN or infinite latents. {cause}");
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
@@ -379,7 +375,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
-        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
+        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
         var decoder = _model.VaeDecoder;
@@ -389,7 +385,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
             var (refiner, refinerScheduler) = GetRefiner(r, ct);
             Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
-            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType);
+            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType, r, refinerScheduler);
             if (_settings.RefinerOptions!.UseRefinerVae)
             {
                 decoder = refiner.VaeDecoder;
@@ -423,9 +419,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         var (output, shape) = encoder.Encode(pixels, [1, 3, height, width], runOptions);
         if (!AllFinite(output))
         {
-            throw new SdxlNumericException(
-                "The VAE encoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                + "use a float32 vae_encoder or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            throw new SdxlNumericException(NumericDiagnosis.ForVae("encoder", encoder.FloatType));
         }
 
         int plane = (int)(shape[2] * shape[3]);
@@ -643,9 +637,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             decoder.Decode(scaled, [1, channels, lh, lw], vaeScale, decoded, tiling, runOptions);
             if (!AllFinite(decoded))
             {
-                throw new SdxlNumericException(
-                    "The VAE decoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                    + "use a float32 vae_decoder (export with --dtype fp32 or keep the VAE in fp32) or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+                throw new SdxlNumericException(NumericDiagnosis.ForVae("decoder", decoder.FloatType));
             }
 
             // (x * 0.5 + 0.5).clamp(0, 1)

@@ -210,6 +210,11 @@ internal sealed class SdxlModelFolder : IDisposable
         UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
         ct.ThrowIfCancellationRequested();
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
+        if (vae.Path is not null)
+        {
+            VaeDecoder.CheckScaleFactor(VaeScaleFactor, LatentChannels, vae.Path);
+        }
+
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
             ct.ThrowIfCancellationRequested();

@@ -72,6 +72,30 @@ public sealed class ModelConfigValidationTests
     }
 
     [Fact]
+    public void Vae_config_with_the_wrong_level_count_fails_at_build_not_after_denoising()
+    {
+        // The synthetic decoder makes 8×8 pixels per latent cell (4 levels); a config with 3 levels says 4×4.
+        using var model = Faults.CopyModel();
+        SetRaw(model[Vae], "block_out_channels", "[8, 8, 8]");
+        var e = Assert.Throws<SdxlModelException>(() => Faults.Pipeline(model.Path).Dispose());
+        Assert.Contains("the decoder makes 8x8 pixels of one latent cell", e.Message);
+        Assert.Contains("says 4x4", e.Message);
+    }
+
+    [Fact]
+    public async Task Vae_level_mismatch_in_per_phase_mode_is_still_a_model_exception()
+    {
+        // Per-phase loading skips the build-time probe; the decode's size check names the file instead of failing
+        // inside the tensor copy.
+        using var model = Faults.CopyModel();
+        SetRaw(model[Vae], "block_out_channels", "[8, 8, 8]");
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(model.Path).WithMemoryMode(MemoryMode.LoadPerPhase).Build();
+        var e = await Assert.ThrowsAsync<SdxlModelException>(() => pipeline.GenerateAsync(Faults.Tiny() with { Width = 32, Height = 32 }));
+        Assert.Contains("vae_decoder:", e.Message);
+        Assert.Contains("Is config.json from another VAE?", e.Message);
+    }
+
+    [Fact]
     public void Vae_latents_mean_and_std_need_one_finite_value_per_latent_channel()
     {
         // diffusers broadcasts them as a [1, 4, 1, 1] view, so a list of another length is an error there too.
