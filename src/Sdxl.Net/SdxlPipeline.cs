@@ -193,12 +193,24 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
         }
 
+        CheckMemory(r, width, height);
         var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
         var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
         return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
+    }
+
+    /// <summary>Refuses, before any work, a generation whose activations cannot fit in the memory left (CPU provider).</summary>
+    private void CheckMemory(GenerationRequest r, int width, int height)
+    {
+        int scale = _model.VaeScaleFactor;
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1, height / scale, width / scale);
+        int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
+        long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
+        long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
+        MemoryGuard.CheckGeneration(unet, decode, unetToLoad, _settings.Provider, width, height, r.BatchSize, _settings.TiledVae is not null);
     }
 
     private static IScheduler CreateConfiguredScheduler(SdxlPipelineSettings settings, SdxlModelFolder model)
@@ -372,8 +384,9 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
+        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
         DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint);
+            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
@@ -553,8 +566,9 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
+        var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct);
+            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
@@ -583,6 +597,17 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
             return (_refiner, scheduler);
         }
+    }
+
+    /// <summary>
+    /// What plugs into one denoising run (the seams of docs/architecture.md): providers of the UNet's extra inputs and
+    /// step observers. Each feature contributes its own small class here; the loop itself knows none of them.
+    /// </summary>
+    private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
+        int width, int height, bool isRefiner)
+    {
+        _ = (model, r, conditioning, width, height, isRefiner);
+        return DenoisingExtensions.None;
     }
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
