@@ -238,6 +238,17 @@ public sealed class UntrustedImageTests
         Assert.True(image[16, 56].B > 150 && image[16, 56].R < 100, $"bottom is {image[16, 56]}");
     }
 
+    [Theory]
+    [InlineData("jpeg-null-reference-identify.bin")]
+    [InlineData("jpeg-null-reference-decode.bin")]
+    public void Fuzz_findings_are_rejected_as_invalid_data(string file)
+    {
+        // Mutated JPEGs on which ImageSharp's decoder threw NullReferenceException (the benchmarks' fuzz command, seed 1).
+        var bytes = File.ReadAllBytes(Path.Combine(TestPaths.TestData, "fuzz", file));
+        var e = Assert.Throws<InvalidDataException>(() => LoadBytes(bytes));
+        Assert.Contains("cannot be decoded", e.Message);
+    }
+
     [Fact]
     public void Malformed_exif_is_ignored_not_fatal()
     {
