@@ -17,7 +17,8 @@ namespace Sdxl.Net.Benchmarks;
 /// (<see cref="ImageInput.Load(Stream, ImageLoadLimits?, string?)"/>), the .npy reader and the PNG recipe reader —
 /// for a fixed budget of executions per target. Each input must load or fail with the reader's documented exception
 /// (<see cref="InvalidDataException"/>, <see cref="FormatException"/>); anything else, or one execution slower than
-/// <c>--slow-ms</c>, is a finding, saved with its reproducer under <c>--out</c>. The same seed replays the same inputs.
+/// <c>--slow-ms</c> (default 15 s: a hang), is a finding, saved with its reproducer under <c>--out</c>. The slowest
+/// input is reported too. The same seed replays the same inputs.
 /// </summary>
 /// <example><c>dotnet run -c Release --project tests/Sdxl.Net.Benchmarks -- fuzz --seed 1 --executions 20000</c></example>
 internal static class FuzzCommand
@@ -28,7 +29,7 @@ internal static class FuzzCommand
     {
         int seed = options.GetInt32("seed", 1);
         int executions = options.GetInt32("executions", 20000);
-        int slowMs = options.GetInt32("slow-ms", 2000);
+        int slowMs = options.GetInt32("slow-ms", 15000);
         var only = options.Get("target", "all");
         var outDir = options.Get("out", Path.Combine(Path.GetTempPath(), "sdxl-fuzz"));
         Directory.CreateDirectory(outDir);
@@ -49,6 +50,8 @@ internal static class FuzzCommand
             var findings = new Dictionary<string, int>(StringComparer.Ordinal);
             int loaded = 0, rejected = 0;
             double slowest = 0;
+            int slowestSize = 0;
+            string slowestKind = "";
             var watch = Stopwatch.StartNew();
             for (int i = 0; i < executions; i++)
             {
@@ -70,10 +73,16 @@ internal static class FuzzCommand
                 }
 
                 double ms = one.Elapsed.TotalMilliseconds;
-                slowest = Math.Max(slowest, ms);
+                if (ms > slowest)
+                {
+                    slowest = ms;
+                    slowestSize = input.Length;
+                    slowestKind = input.Length >= 4 ? Encoding.ASCII.GetString(input, 0, 4).Replace('\0', '.') : "?";
+                }
+
                 if (finding is null && ms > slowMs)
                 {
-                    finding = $"slow: {ms:0} ms";
+                    finding = $"slower than {slowMs} ms";
                 }
 
                 if (finding is not null)
@@ -90,7 +99,7 @@ internal static class FuzzCommand
 
             totalFindings += findings.Count;
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{target.Name,-7} {executions} executions in {watch.Elapsed.TotalSeconds:0.0} s: {loaded} loaded, {rejected} rejected as documented, {findings.Count} distinct findings; slowest {slowest:0.0} ms"));
+                $"{target.Name,-7} {executions} executions in {watch.Elapsed.TotalSeconds:0.0} s: {loaded} loaded, {rejected} rejected as documented, {findings.Count} distinct findings; slowest {slowest:0.0} ms ({slowestSize} bytes starting '{slowestKind}')"));
         }
 
         File.Delete(scratch);
@@ -191,25 +200,9 @@ internal static class FuzzCommand
                 return;
             }
 
-            BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(at + 8 + (int)length), Crc32(png.AsSpan(at + 4, 4 + (int)length)));
+            BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(at + 8 + (int)length), PngChunks.Crc32(png.AsSpan(at + 4, 4 + (int)length)));
             at += 12 + (int)length;
         }
-    }
-
-    /// <summary>The PNG chunk CRC (PNG specification, annex D).</summary>
-    private static uint Crc32(ReadOnlySpan<byte> data)
-    {
-        uint c = 0xFFFFFFFF;
-        foreach (var b in data)
-        {
-            c ^= b;
-            for (int k = 0; k < 8; k++)
-            {
-                c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-            }
-        }
-
-        return c ^ 0xFFFFFFFF;
     }
 
     private static byte[] Encode(Image image, SixLabors.ImageSharp.Formats.IImageEncoder encoder)

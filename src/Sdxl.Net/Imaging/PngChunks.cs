@@ -216,6 +216,9 @@ internal static class PngChunks
         output.Write(crc);
     }
 
+    /// <summary>The PNG chunk CRC over <paramref name="typeAndBody"/> (a chunk's type and data, contiguous).</summary>
+    internal static uint Crc32(ReadOnlySpan<byte> typeAndBody) => Crc32(typeAndBody, default);
+
     /// <summary>The PNG chunk CRC (ISO 3309 / ITU-T V.42, as in the PNG specification's annex D) over type and data.</summary>
     private static uint Crc32(ReadOnlySpan<byte> type, ReadOnlySpan<byte> body)
     {

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
@@ -119,7 +118,7 @@ public sealed class CliHostileInputTests
                 zlib.Write(raw, 0, (h / 2) * row);
             }
 
-            File.WriteAllBytes(output["half.png"], HandPng(w, h, z.ToArray()));
+            File.WriteAllBytes(output["half.png"], UntrustedImageTests.HandPng(w, h, z.ToArray()));
         }
 
         var args = Generate(SyntheticModels.Get(), output["out.png"]);
@@ -129,26 +128,6 @@ public sealed class CliHostileInputTests
         Assert.Contains("truncated PNG", Assert.Single(lines));
         Assert.DoesNotContain("wrote", stdout);
         Assert.Equal(["half.png"], output.Files());
-    }
-
-    private static byte[] HandPng(int width, int height, byte[] compressed)
-    {
-        static byte[] Chunk(string type, byte[] data)
-        {
-            var chunk = new byte[12 + data.Length];
-            BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)data.Length);
-            Encoding.ASCII.GetBytes(type, chunk.AsSpan(4));
-            data.CopyTo(chunk, 8);
-            BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), HostileImageTests.Crc32(chunk.AsSpan(4, 4 + data.Length)));
-            return chunk;
-        }
-
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteUInt32BigEndian(ihdr, (uint)width);
-        BinaryPrimitives.WriteUInt32BigEndian(ihdr.AsSpan(4), (uint)height);
-        ihdr[8] = 8;
-        ihdr[9] = 2;
-        return [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, .. Chunk("IHDR", ihdr), .. Chunk("IDAT", compressed), .. Chunk("IEND", [])];
     }
 
     /// <summary>Runs the built CLI (sdxl.dll next to the tests) as a process; <paramref name="onStderr"/> sees stderr as it arrives.</summary>

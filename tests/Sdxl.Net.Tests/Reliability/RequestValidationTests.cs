@@ -104,6 +104,20 @@ public sealed class RequestValidationTests(SyntheticPipelineFixture fixture) : I
         Assert.Single(result.Images);
     }
 
+    [Theory]
+    [InlineData(1, true, 2560)]
+    [InlineData(2, true, 2080)]
+    [InlineData(4, true, 1696)]
+    [InlineData(8, true, 1344)]
+    [InlineData(1, false, 3104)]
+    public void Largest_square_sizes_stated_in_getting_started_are_the_guards(int batch, bool guidance, int side)
+    {
+        // docs/getting-started.md states these limits; the guard must accept each and refuse the next multiple of 32.
+        static bool Accepted(int b, bool g, int s) => RequestValidation.EstimateActivationBytes(b, g, s / 8, s / 8) <= RequestValidation.MaxActivationBytes;
+        Assert.True(Accepted(batch, guidance, side));
+        Assert.False(Accepted(batch, guidance, side + 32));
+    }
+
     [Fact]
     public void Memory_estimate_grows_with_size_and_batch_and_accepts_sdxl_sizes()
     {

@@ -58,7 +58,7 @@ public sealed class UntrustedImageTests
     }
 
     /// <summary>A PNG written by hand: 8-bit RGB, the given compressed data split into chunks of <paramref name="idatSize"/>.</summary>
-    private static byte[] HandPng(int width, int height, byte[] compressed, int idatSize = int.MaxValue, byte[]? before = null)
+    internal static byte[] HandPng(int width, int height, byte[] compressed, int idatSize = int.MaxValue, byte[]? before = null)
     {
         var ihdr = new byte[13];
         BinaryPrimitives.WriteUInt32BigEndian(ihdr, (uint)width);
