@@ -50,6 +50,11 @@ internal static class GenerateCommand
             }
 
             fromImage = recipe.Request;
+            var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
+            if (missing.Length > 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' used the embedding(s) {string.Join(", ", missing.Select(e => $"{e.Token} ({e.FileName})"))}; pass the same --embedding FILE:TOKEN");
+            }
         }
 
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
@@ -119,11 +124,7 @@ internal static class GenerateCommand
         };
         conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
 
-        var refinerDir = options.Optional("refiner");
-        if (refinerDir is not null && !Directory.Exists(refinerDir))
-        {
-            throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
-        }
+        var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
@@ -207,9 +208,13 @@ internal static class GenerateCommand
             // Record the Karras variant by its catalog name, so the PNG recipe selects it again.
             scheduler += "-karras";
         }
+        var (syntax, weighting) = CliApp.PromptSyntaxOptions(options, fromImage);
         var request = new GenerationRequest
         {
             Prompt = prompt,
+            PromptSyntax = syntax,
+            PromptWeighting = weighting,
+            ClipSkip = options.Int("clip-skip", 0, 64) ?? fromImage?.ClipSkip,
             Prompt2 = options.Optional("prompt-2") ?? fromImage?.Prompt2,
             NegativePrompt = options.Optional("negative-prompt") ?? fromImage?.NegativePrompt,
             NegativePrompt2 = options.Optional("negative-prompt-2") ?? fromImage?.NegativePrompt2,
@@ -230,6 +235,7 @@ internal static class GenerateCommand
             ResizeMode = resize,
             VaeSampling = vaeSampling,
         };
+        var embeddings = options.All("embedding").Select(EmbeddingArgument).ToArray();
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
 
@@ -244,6 +250,11 @@ internal static class GenerateCommand
         if (vaeTiling)
         {
             builder.WithTiledVae();
+        }
+
+        foreach (var embedding in embeddings)
+        {
+            builder.AddEmbedding(embedding.Path, embedding.Token);
         }
 
         if (scheduler is not null)
@@ -297,6 +308,29 @@ internal static class GenerateCommand
         {
             throw new UsageException($"--output: the file name '{name}' is {bytes} bytes (with the batch suffix); file systems allow at most 255");
         }
+    }
+
+    /// <summary>
+    /// Parses <c>FILE[:TOKEN]</c>: the token follows the last colon when that part names no path (so <c>C:\e.safetensors</c>
+    /// stays a path); without one the trigger word is the file name, as in AUTOMATIC1111.
+    /// </summary>
+    internal static (string Path, string Token) EmbeddingArgument(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        bool hasToken = colon > 0 && colon < text.Length - 1 && text.AsSpan(colon + 1).IndexOfAny('/', '\\') < 0 && !File.Exists(text);
+        var path = hasToken ? text[..colon] : text;
+        var token = hasToken ? text[(colon + 1)..] : Path.GetFileNameWithoutExtension(path);
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"--embedding: file not found: '{path}'");
+        }
+
+        if (token.Length == 0 || token.Any(char.IsWhiteSpace))
+        {
+            throw new UsageException($"--embedding: the trigger word must be one word without spaces; got '{token}'");
+        }
+
+        return (path, token);
     }
 
     private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)

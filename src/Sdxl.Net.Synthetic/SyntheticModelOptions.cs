@@ -52,6 +52,9 @@ public sealed record SyntheticModelOptions
     /// </summary>
     public int UnetInChannels { get; init; } = 4;
 
+    /// <summary>Fixes the token axis of the UNet's <c>encoder_hidden_states</c> (as static-shape exports do); <see langword="null"/>: dynamic.</summary>
+    public int? UnetSequenceLength { get; init; }
+
     /// <summary>
     /// Stores the UNet weights in <c>unet/model.onnx_data</c> as ONNX external data, as real exports over 2 GB do.
     /// </summary>

@@ -30,7 +30,8 @@ internal static class UnetGraph
             TimestepInput.FloatVector1 => g.FloatInput("timestep", 1),
             _ => g.Cast(g.Input("timestep", DataType.Int64, "steps"), DataType.Float),
         };
-        var context = g.FloatInput("encoder_hidden_states", "batch_size", "sequence_length", options.CrossAttentionDim);
+        var context = g.FloatInput("encoder_hidden_states", "batch_size",
+            options.UnetSequenceLength is { } tokens ? (Dim)tokens : "sequence_length", options.CrossAttentionDim);
         var textEmbeds = g.FloatInput("text_embeds", "batch_size", options.ProjectionDim);
         var timeIds = g.FloatInput("time_ids", "batch_size", options.TimeIdsWidth);
 

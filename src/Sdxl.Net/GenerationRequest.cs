@@ -1,5 +1,6 @@
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Text;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -25,6 +26,21 @@ public sealed record GenerationRequest
 
     /// <summary>The negative prompt for the second encoder; <see langword="null"/> or empty uses <see cref="NegativePrompt"/>.</summary>
     public string? NegativePrompt2 { get; init; }
+
+    /// <summary>
+    /// How the prompts are read: <see cref="PromptSyntax.Plain"/> (default, exactly diffusers) or
+    /// <see cref="PromptSyntax.Weighted"/> (AUTOMATIC1111's weights, <c>BREAK</c> and prompts longer than 75 tokens).
+    /// </summary>
+    public PromptSyntax PromptSyntax { get; init; } = PromptSyntax.Plain;
+
+    /// <summary>With <see cref="PromptSyntax.Weighted"/>: whose grammar and weighting rule apply (default AUTOMATIC1111's).</summary>
+    public PromptWeighting PromptWeighting { get; init; } = PromptWeighting.Automatic1111;
+
+    /// <summary>
+    /// diffusers' <c>clip_skip</c>: both text encoders' states are taken from <c>hidden_states[-(ClipSkip + 2)]</c>;
+    /// <see langword="null"/> or 0 is SDXL's default penultimate layer. Needs the export's <c>hidden_states.N</c> outputs.
+    /// </summary>
+    public int? ClipSkip { get; init; }
 
     /// <summary>Image width in pixels; must be a multiple of the model's pixel multiple. <see langword="null"/>: the model's default (1024 for SDXL).</summary>
     public int? Width { get; init; }

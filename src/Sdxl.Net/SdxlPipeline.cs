@@ -40,7 +40,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         _lifetime = new PipelineLifetime(ReleaseSessions);
         Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider, cancellationToken: cancellationToken);
+        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, cancellationToken: cancellationToken);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
@@ -414,6 +414,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Embeddings = _model.Embeddings?.Applied ?? [],
         };
     }
 
@@ -579,7 +580,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false, cancellationToken: ct);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false, cancellationToken: ct);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -624,24 +625,8 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     }
 
     private static (PromptEmbedding Positive, PromptEmbedding Negative) EncodePrompts(
-        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions)
-    {
-        // diffusers: prompt_2 = prompt_2 or prompt; negative_prompt = negative_prompt or ""; negative_prompt_2 = negative_prompt_2 or negative_prompt.
-        var positive = PromptEncoder.Encode(model, r.Prompt, string.IsNullOrEmpty(r.Prompt2) ? r.Prompt : r.Prompt2, notes, runOptions);
-        if (!cfg)
-        {
-            return (positive, positive);
-        }
-
-        if (r.NegativePrompt is null && model.ForceZerosForEmptyPrompt)
-        {
-            return (positive, PromptEmbedding.ZerosLike(positive));
-        }
-
-        var negativeText = r.NegativePrompt ?? string.Empty;
-        var negative2 = string.IsNullOrEmpty(r.NegativePrompt2) ? negativeText : r.NegativePrompt2;
-        return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
-    }
+        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions) =>
+        PromptEncoders.For(r.PromptSyntax).EncodePair(model, PromptTexts.From(r), cfg, notes, runOptions);
 
     private static List<GeneratedImage> Decode(VaeDecoderModel decoder, VaeLatentScaling vaeLatents, int vaeScale, float[] latents,
         int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)

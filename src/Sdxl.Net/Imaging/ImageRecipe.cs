@@ -54,6 +54,8 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        AppendPromptLanguage(sb, r, result);
+
         return sb.ToString();
     }
 
@@ -87,6 +89,7 @@ public static class ImageRecipe
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
         };
+        RecordPromptLanguage(recipe, r, result);
         var json = JsonSerializer.Serialize(recipe, RecipeJson.Options);
 
         // The writer is bounded by what the reader accepts (the JSON is ASCII: every other character is escaped), so
@@ -150,7 +153,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
-        return new StoredRecipe(new GenerationRequest
+        return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -169,7 +172,55 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
+        }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        {
+            Embeddings = doc.Embeddings ?? [],
+        };
+    }
+
+    // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
+    // written to the JSON only when they differ from the defaults, so plain recipes stay as they were.
+    private static void AppendPromptLanguage(StringBuilder sb, GenerationRequest r, GenerationResult result)
+    {
+        if (result.Embeddings.Count > 0)
+        {
+            sb.Append(", Embeddings: ").AppendJoin(", ", result.Embeddings.Select(e => e.Token));
+        }
+
+        if (r.PromptSyntax != Text.PromptSyntax.Plain)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Prompt syntax: {r.PromptSyntax}");
+            if (r.PromptWeighting != Text.PromptWeighting.Automatic1111)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", Prompt weighting: {r.PromptWeighting}");
+            }
+        }
+
+        if (r.ClipSkip is { } clipSkip and > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Clip skip: {clipSkip}");
+        }
+    }
+
+    private static void RecordPromptLanguage(RecipeDocument recipe, GenerationRequest r, GenerationResult result)
+    {
+        recipe.Embeddings = result.Embeddings.Count > 0 ? result.Embeddings.ToArray() : null;
+        recipe.PromptSyntax = r.PromptSyntax == Text.PromptSyntax.Plain ? null : r.PromptSyntax.ToString();
+        recipe.PromptWeighting = r.PromptWeighting == Text.PromptWeighting.Automatic1111 ? null : r.PromptWeighting.ToString();
+        recipe.ClipSkip = r.ClipSkip;
+    }
+
+    private static GenerationRequest ReadPromptLanguage(RecipeDocument doc, string pngPath, GenerationRequest request)
+    {
+        var syntax = Text.PromptSyntax.Plain;
+        var weighting = Text.PromptWeighting.Automatic1111;
+        if ((doc.PromptSyntax is { } s && !Enum.TryParse(s, ignoreCase: false, out syntax))
+            || (doc.PromptWeighting is { } w && !Enum.TryParse(w, ignoreCase: false, out weighting)))
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk names an unknown prompt syntax or weighting ('{doc.PromptSyntax}', '{doc.PromptWeighting}').");
+        }
+
+        return request with { PromptSyntax = syntax, PromptWeighting = weighting, ClipSkip = doc.ClipSkip };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -199,6 +250,12 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // The prompt language.
+        public string? PromptSyntax { get; set; }
+        public string? PromptWeighting { get; set; }
+        public int? ClipSkip { get; set; }
+        public Text.AppliedEmbedding[]? Embeddings { get; set; }
     }
 
     private static class RecipeJson
@@ -216,4 +273,8 @@ public static class ImageRecipe
 /// <param name="UsedInitialLatents">Whether the generation started from given initial latents, which must be given again.</param>
 /// <param name="UsedInputImage">Whether it was image-to-image or inpainting, whose input image must be given again.</param>
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
-public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask);
+public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
+{
+    /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+}

@@ -34,6 +34,9 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public SchedulerConfig SchedulerConfig { get; private set; } = SchedulerConfig.SdxlBase;
 
+    /// <summary>The textual-inversion embeddings whose rows the text encoder sessions were opened with, or <see langword="null"/>.</summary>
+    public TextualInversions? Embeddings { get; private set; }
+
     /// <summary>model_index.json <c>force_zeros_for_empty_prompt</c> (diffusers default true).</summary>
     public bool ForceZerosForEmptyPrompt { get; private set; } = true;
 
@@ -112,8 +115,9 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <param name="directory">The folder.</param>
     /// <param name="options">The execution provider.</param>
     /// <param name="loadVaeEncoder">Whether to open <c>vae_encoder/</c> when present.</param>
+    /// <param name="customize">The weights overlay of a component (by folder name), or <see langword="null"/>.</param>
     /// <param name="cancellationToken">Checked between components (one session's creation is not interruptible).</param>
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, CancellationToken cancellationToken = default)
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -124,13 +128,26 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder, cancellationToken);
+            folder.Load(options, loadVaeEncoder, customize ?? (_ => null), cancellationToken);
             return folder;
         }
         catch
         {
             folder.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Records the embeddings this folder's text encoders were opened with (their customization) and takes ownership:
+    /// they are disposed after every session, whose initializer memory they are.
+    /// </summary>
+    public void AttachEmbeddings(TextualInversions? embeddings)
+    {
+        if (embeddings is not null)
+        {
+            Embeddings = embeddings;
+            _owned.Insert(0, embeddings);
         }
     }
 
@@ -152,7 +169,7 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, CancellationToken ct)
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
@@ -216,14 +233,14 @@ internal sealed class SdxlModelFolder : IDisposable
         {
             Tokenizer = LoadTokenizer("tokenizer");
             ct.ThrowIfCancellationRequested();
-            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
+            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency, customize("text_encoder")));
         }
 
         ct.ThrowIfCancellationRequested();
         Tokenizer2 = LoadTokenizer("tokenizer_2");
-        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
+        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency, customize("text_encoder_2")));
         ct.ThrowIfCancellationRequested();
-        UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        UNet = Own(new UNetModel(ModelFile("unet"), options, residency, customize("unet")));
         ct.ThrowIfCancellationRequested();
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (vae.Path is not null)
