@@ -14,9 +14,10 @@ namespace Sdxl.Net.Benchmarks;
 
 /// <summary>
 /// <c>fuzz</c>: a seeded mutation fuzzer over the readers of untrusted files — the image loader
-/// (<see cref="ImageInput.Load(Stream, ImageLoadLimits?, string?)"/>), the .npy reader and the PNG recipe reader —
+/// (<see cref="ImageInput.Load(Stream, ImageLoadLimits?, string?)"/>), the .npy reader, the PNG recipe reader and the
+/// safetensors reader of LoRA and embedding files —
 /// for a fixed budget of executions per target. Each input must load or fail with the reader's documented exception
-/// (<see cref="InvalidDataException"/>, <see cref="FormatException"/>); anything else, or one execution slower than
+/// (<see cref="InvalidDataException"/> for images and safetensors, <see cref="FormatException"/> for .npy and recipes); anything else, or one execution slower than
 /// <c>--slow-ms</c> (default 15 s: a hang), is a finding, saved with its reproducer under <c>--out</c>. The slowest
 /// input is reported too. The same seed replays the same inputs.
 /// </summary>
@@ -40,6 +41,18 @@ internal static class FuzzCommand
             new("image", ImageCorpus(), (bytes, _) => { using var image = ImageInput.Load(new MemoryStream(bytes), name: "fuzz"); return image.Width; }, [typeof(InvalidDataException)]),
             new("npy", NpyCorpus(), (bytes, _) => NpyFile.Read(new MemoryStream(bytes)).Shape, [typeof(FormatException)]),
             new("recipe", RecipeCorpus(), (bytes, path) => { File.WriteAllBytes(path, bytes); return ImageRecipe.ReadRecipe(path); }, [typeof(FormatException)]),
+            new("safetensors", SafetensorsCorpus(), (bytes, path) =>
+            {
+                File.WriteAllBytes(path, bytes);
+                var file = Sdxl.Net.Lora.SafetensorsFile.Open(path);
+                float sum = 0;
+                foreach (var tensor in file.Tensors.Values.Take(8))
+                {
+                    sum += file.ReadAsSingle(tensor).Sum();
+                }
+
+                return sum;
+            }, [typeof(InvalidDataException)]),
         };
 
         Console.WriteLine($"fuzz: seed {seed}, {executions} executions per target, slow threshold {slowMs} ms, findings in {outDir}");
@@ -254,6 +267,35 @@ internal static class FuzzCommand
             Npy(Enumerable.Range(0, 256).Select(i => i * 0.01f).ToArray(), [1, 4, 8, 8]),
             Npy([1f, 2f, 3f], [3]),
             [.. header, .. new byte[64]],
+        ];
+    }
+
+    private static byte[][] SafetensorsCorpus()
+    {
+        static byte[] File(string header, byte[] data)
+        {
+            // 8-byte little-endian header length, the JSON header (space-padded to 8 bytes), then the data.
+            var json = Encoding.UTF8.GetBytes(header);
+            int padded = (json.Length + 7) / 8 * 8;
+            var file = new byte[8 + padded + data.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(file, (ulong)padded);
+            file.AsSpan(8, padded).Fill((byte)' ');
+            json.CopyTo(file, 8);
+            data.CopyTo(file, 8 + padded);
+            return file;
+        }
+
+        var f32 = new byte[16];
+        for (int i = 0; i < 4; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(f32.AsSpan(i * 4), i + 0.5f);
+        }
+
+        return
+        [
+            File("""{"__metadata__":{"ss_network_alpha":"4"},"lora_unet_down.lora_down.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}""", f32),
+            File("""{"a.alpha":{"dtype":"F16","shape":[],"data_offsets":[0,2]},"b":{"dtype":"F16","shape":[1,3],"data_offsets":[2,8]}}""", [0, 0x3C, 0, 0x40, 0, 0x42, 0, 0x44]),
+            File("""{"x":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}""", [0x80, 0x3F, 0, 0x40]),
         ];
     }
 

@@ -147,6 +147,23 @@ public sealed class FileSafetyTests
         Assert.Equal(16, pipeline.PixelMultiple);
     }
 
+    [Fact]
+    public void Safetensors_header_with_invalid_utf8_is_invalid_data()
+    {
+        // The fuzz command's finding (seed 1): a tensor name holding byte 0xFF made JsonDocument throw
+        // InvalidOperationException when the name was read.
+        using var folder = new TempFolder();
+        var json = Encoding.UTF8.GetBytes("{\"a\u00e9\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+        int at = Array.IndexOf(json, (byte)0xC3);
+        json[at] = 0xFF;
+        var file = new byte[8 + json.Length + 4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(file, (ulong)json.Length);
+        json.CopyTo(file, 8);
+        File.WriteAllBytes(folder["bad.safetensors"], file);
+        var e = Assert.Throws<InvalidDataException>(() => Sdxl.Net.Lora.SafetensorsFile.Open(folder["bad.safetensors"]));
+        Assert.Contains("not valid UTF-8", e.Message);
+    }
+
     [Theory]
     [InlineData("Load model from /m/unet/model.onnx failed: system error number 13", "failed: permission denied")]
     [InlineData("open: system error number 40", "too many levels of symbolic links")]
