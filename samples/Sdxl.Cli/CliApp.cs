@@ -295,6 +295,9 @@ internal static class CliApp
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
                     [--prompt-syntax plain|weighted] [--prompt-weighting a1111|no-mean-restore|comfyui] [--clip-skip N]
                     [--embedding FILE.safetensors[:TOKEN]]... (SDXL textual inversion; TOKEN defaults to the file name)
+                    [--preset turbo|lightning-4|lightning-8|lcm|hyper-8] [--eta G]
+                    [--timesteps T1,T2,... | --sigmas S1,S2,...,0]
+                    [--preview-every N --preview-dir DIR [--preview-kind latent|taesd] [--taesd DIR] [--preview-size PX]]
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
@@ -319,10 +322,14 @@ internal static class CliApp
           HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1 are honoured as by huggingface_hub.
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
-          dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm
+          dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm, tcd,
+          euler-trailing, euler-a-trailing, ddim-trailing
           (default: the class in the model's scheduler/scheduler_config.json).
         Prompts: plain (default) is diffusers' reading, cut after 75 tokens. weighted is AUTOMATIC1111's language:
           (x) x1.1, [x] /1.1, (x:1.3), BREAK, any length in 75-token chunks; see docs/prompts.md.
+        Few-step models: --preset sets --steps, --guidance and --scheduler (explicit flags win); an LCM UNet takes
+          --guidance as its guidance embedding; --eta reaches ddim and tcd (default 0, as diffusers' pipeline);
+          --timesteps (euler, lcm, tcd) or --sigmas (euler, final sigma included) set the step count.
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
         Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).

@@ -60,8 +60,10 @@ internal static class GenerateCommand
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
-        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
-        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        var fewStep = FewStepOptions.Parse(options);
+        var preview = PreviewWriter.Parse(options);
+        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
+        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
         CheckOutputName(extension == ".png" ? PngFileSink.PathFor(output, batch - 1, batch) : output);
         var device = options.Optional("device") ?? "cpu";
@@ -167,7 +169,7 @@ internal static class GenerateCommand
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
         };
-        var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
+        var scheduler = options.Optional("scheduler") ?? fewStep.Preset?.Scheduler ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
         long[]? seedList = null;
         if (options.Optional("seeds") is { } seedsText)
@@ -234,6 +236,11 @@ internal static class GenerateCommand
             Strength = strength,
             ResizeMode = resize,
             VaeSampling = vaeSampling,
+            Eta = fewStep.Eta ?? fromImage?.Eta,
+            Timesteps = fewStep.Timesteps ?? (fewStep.Sigmas is null ? fromImage?.Timesteps : null),
+            Sigmas = fewStep.Sigmas ?? (fewStep.Timesteps is null ? fromImage?.Sigmas : null),
+            Preset = fewStep.Preset?.Name ?? fromImage?.Preset,
+            Preview = preview?.Options,
         };
         var embeddings = options.All("embedding").Select(EmbeddingArgument).ToArray();
         bool verbose = options.Flag("verbose");
@@ -286,7 +293,7 @@ internal static class GenerateCommand
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build(ct);
-        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
+        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, preview is { } p ? new PreviewWriter(progress, p.Directory) : progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             stderr.WriteLine($"sdxl: warning: {warning}");

@@ -37,6 +37,13 @@ internal static class UnetGraph
 
         // Time embedding: sinusoidal timestep → MLP, plus the "text_time" addition embedding.
         var timeProjection = g.Sinusoidal(timestep, channels[0]);
+        if (options.TimeCondProjDim is { } condDim)
+        {
+            // diffusers' TimestepEmbedding: sample = sample + cond_proj(condition), before linear_1.
+            var condition = g.FloatInput("timestep_cond", "batch_size", condDim);
+            timeProjection = g.Node("Add", [timeProjection, g.Linear("time_embedding.cond_proj", condition, condDim, channels[0], bias: false)]);
+        }
+
         var timeEmbedding = g.Linear("time_embedding.linear_2",
             g.SiLU(g.Linear("time_embedding.linear_1", timeProjection, channels[0], timeEmbedDim)), timeEmbedDim, timeEmbedDim);
         var timeIdsEmbedding = g.Node("Reshape", [g.Sinusoidal(timeIds, AdditionTimeEmbedDim), g.Int64Constant(0, -1)]);

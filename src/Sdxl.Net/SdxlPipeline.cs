@@ -4,10 +4,13 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Models;
+using Sdxl.Net.Previews;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Schedulers;
+using Sdxl.Net.Streaming;
 using Sdxl.Net.Text;
 
 namespace Sdxl.Net;
@@ -29,6 +32,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
     private readonly object _refinerLock = new();
+    private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
     private readonly PipelineLifetime _lifetime;
@@ -41,6 +45,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
         _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, cancellationToken: cancellationToken);
+        _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
@@ -118,6 +123,23 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// Generates the images of <paramref name="request"/> (writing them to the pipeline's sinks) while streaming its
+    /// progress: every phase change and denoising step (step, timestep, elapsed time, the previews
+    /// <see cref="GenerationRequest.Preview"/> asks for), then one final update with the result.
+    /// </summary>
+    /// <remarks>
+    /// Leaving the enumeration early (<c>break</c>, disposing the enumerator, or cancelling
+    /// <paramref name="cancellationToken"/>) cancels the generation and waits until it has stopped. Failures surface from
+    /// the enumeration as <see cref="GenerateAsync(GenerationRequest, IProgress{GenerationProgress}?, CancellationToken)"/> throws them.
+    /// </remarks>
+    public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
+        ArgumentNullException.ThrowIfNull(request);
+        return GenerationStream.Run((progress, ct) => GenerateAsync(request, progress, ct), cancellationToken);
+    }
+
+    /// <summary>
     /// Cancels the generations still running, waits for them to end, then releases every ONNX session (base and
     /// refiner). Called from a progress callback or sink of one of its own generations, it does not wait (that
     /// generation would wait for itself): the sessions are released when the last generation has ended.
@@ -141,6 +163,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private void ReleaseSessions()
     {
         _model.Dispose();
+        _previewDecoders.Dispose();
         lock (_refinerLock)
         {
             _refiner?.Dispose();
@@ -194,7 +217,8 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         }
 
         CheckMemory(r, width, height);
-        var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
+        var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler, r.Eta);
+        PreviewRenderer.Validate(r.Preview);
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
@@ -206,7 +230,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private void CheckMemory(GenerationRequest r, int width, int height)
     {
         int scale = _model.VaeScaleFactor;
-        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1, height / scale, width / scale);
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null, height / scale, width / scale);
         int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
         long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
         long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
@@ -265,7 +289,8 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         int batch = r.BatchSize;
         int width = plan.Width, height = plan.Height;
         int lh = height / _model.VaeScaleFactor, lw = width / _model.VaeScaleFactor;
-        bool cfg = r.GuidanceScale > 1;
+        // A guidance-distilled UNet (LCM) takes the guidance scale as an embedding instead: no CFG batch, as diffusers.
+        bool cfg = r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null;
         var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
 
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
@@ -314,19 +339,20 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             posIds.Length);
 
         // 3. Schedule: the full schedule, or diffusers' strength window for image inputs.
-        var run = plan.Scheduler.CreateRun(r.Steps);
+        //    A custom timesteps/sigmas list sets the step count (diffusers' retrieve_timesteps).
+        var (run, steps) = CustomSchedules.CreateRun(plan.Scheduler, r.Steps, r.Timesteps, r.Sigmas);
         TimestepRange window;
         if (mode == GenerationMode.TextToImage)
         {
             run.SetBeginIndex(0);
-            window = new TimestepRange(0, run.Timesteps.Count, r.Steps);
+            window = new TimestepRange(0, run.Timesteps.Count, steps);
         }
         else
         {
-            window = TimestepWindow.ForStrength(run, r.Steps, plan.Strength);
+            window = TimestepWindow.ForStrength(run, steps, plan.Strength);
             if (window.Count == 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {r.Steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
+                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
             }
         }
 
@@ -384,9 +410,9 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
+        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
@@ -558,7 +584,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
             posIds.Length);
 
-        var run = scheduler.CreateRun(r.Steps);
+        var (run, _) = CustomSchedules.CreateRun(scheduler, r.Steps, r.Timesteps, r.Sigmas);
         var window = TimestepWindow.ForDenoisingStart(run, plan.HighNoiseFraction!.Value, refiner.SchedulerConfig.GetInt32("num_train_timesteps", 1000));
         if (window.Count == 0)
         {
@@ -567,9 +593,9 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
-        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions);
+        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint: null, extensions);
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
@@ -595,7 +621,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
                 _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
             }
 
-            var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
+            var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!, r.Eta);
             return (_refiner, scheduler);
         }
     }
@@ -607,9 +633,28 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
         int width, int height, bool isRefiner)
     {
-        _ = (model, r, conditioning, width, height, isRefiner);
-        return DenoisingExtensions.None;
+        _ = (conditioning, width, height);
+        var inputs = new List<IUNetInputProvider>();
+        var observers = new List<IDenoisingObserver>();
+        if (model.GuidanceEmbeddingDim is { } condDim)
+        {
+            inputs.Add(new GuidanceEmbedding(r.GuidanceScale, condDim));
+        }
+
+        if (r.StepEnd is { } stepEnd)
+        {
+            observers.Add(new StepEndCallbackObserver(stepEnd, isRefiner ? GenerationPhase.Refining : GenerationPhase.Denoising));
+        }
+
+        return inputs.Count == 0 && observers.Count == 0 ? DenoisingExtensions.None : new DenoisingExtensions(inputs, observers);
     }
+
+    /// <summary>Appends the progress reporter (steps, timesteps, previews) when someone listens; it runs after every other observer.</summary>
+    private DenoisingExtensions WithStepReporter(DenoisingExtensions extensions, GenerationRequest r, IProgress<GenerationProgress>? progress,
+        GenerationPhase phase, Stopwatch watch, RunOptions runOptions) =>
+        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions) is { } reporter
+            ? extensions with { Observers = [.. extensions.Observers, reporter] }
+            : extensions;
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
     {
@@ -678,16 +723,5 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         }
 
         return true;
-    }
-
-    private static void ReportStep(IProgress<GenerationProgress>? progress, GenerationPhase phase, int step, int total, Stopwatch watch, Stopwatch stepWatch)
-    {
-        if (progress is null)
-        {
-            return;
-        }
-
-        var perStep = stepWatch.Elapsed / step;
-        progress.Report(new GenerationProgress(phase, step, total, watch.Elapsed, perStep * (total - step)));
     }
 }

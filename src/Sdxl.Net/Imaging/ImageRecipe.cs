@@ -90,6 +90,12 @@ public static class ImageRecipe
             Strength = r.Strength,
         };
         RecordPromptLanguage(recipe, r, result);
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         var json = JsonSerializer.Serialize(recipe, RecipeJson.Options);
 
         // The writer is bounded by what the reader accepts (the JSON is ASCII: every other character is escaped), so
@@ -172,6 +178,12 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
         }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
             Embeddings = doc.Embeddings ?? [],
@@ -250,6 +262,12 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
 
         // The prompt language.
         public string? PromptSyntax { get; set; }

@@ -76,6 +76,12 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
     public int UNetInChannels { get; private set; } = 4;
 
+    /// <summary>
+    /// The width of the UNet's guidance embedding input <c>timestep_cond</c> (<c>time_cond_proj_dim</c>) when it is
+    /// guidance-distilled (LCM-SDXL); <see langword="null"/> for a UNet that uses classifier-free guidance.
+    /// </summary>
+    public int? GuidanceEmbeddingDim { get; private set; }
+
     /// <summary>The components whose sessions are open now, in folder order (all of them unless per-phase loading).</summary>
     public IReadOnlyList<string> LoadedComponents
     {
@@ -255,6 +261,8 @@ internal sealed class SdxlModelFolder : IDisposable
         }
 
         CheckComponentsFit(unetConfig);
+        int configuredCondDim = unetConfig.GetInt32("time_cond_proj_dim", -1);
+        GuidanceEmbeddingDim = Distilled.GuidanceEmbedding.DimensionOf(UNet, configuredCondDim > 0 ? configuredCondDim : null);
     }
 
     private void CheckComponentsFit(JsonConfig unetConfig)
