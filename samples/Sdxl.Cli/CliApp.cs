@@ -22,8 +22,8 @@ internal static class CliApp
     /// <summary>Terminated by SIGTERM: 128 + 15.</summary>
     public const int Terminated = 143;
 
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
-    private static readonly HashSet<string> Repeatable = new(StringComparer.Ordinal) { "embedding" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
+    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding" };
 
     // synth's --refiner is a switch; generate's --refiner takes a folder.
     private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
@@ -61,6 +61,10 @@ internal static class CliApp
             {
                 rest = [command == "info" ? "--model" : "--repo", .. rest];
             }
+            else if (command == "canny")
+            {
+                rest = CannyCommand.Positional(rest);
+            }
 
             var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
             if (options.Flag("help"))
@@ -76,11 +80,12 @@ internal static class CliApp
                 "schedule" => ScheduleCommand.Run(options, stdout),
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
+                "canny" => CannyCommand.Run(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
                 "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
                 "download" => await HubCommands.DownloadAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
                 "models" => HubCommands.Models(options, stdout),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, synth, download, models; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models; see --help)"),
             };
         }
         catch (UsageException e)
@@ -298,12 +303,16 @@ internal static class CliApp
                     [--preset turbo|lightning-4|lightning-8|lcm|hyper-8] [--eta G]
                     [--timesteps T1,T2,... | --sigmas S1,S2,...,0]
                     [--preview-every N --preview-dir DIR [--preview-kind latent|taesd] [--taesd DIR] [--preview-size PX]]
+                    [--controlnet DIR --control-image FILE [--control-scale S] [--control-start A] [--control-end B]]...
+                    [--guess-mode]  (repeat the ControlNet group per net; matched by position; see docs/controlnet.md)
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
           inpaint   --model DIR --image FILE --mask FILE [--strength S (0.9999)] and the options of img2img
                     (white mask pixels are repainted; 4-channel UNets blend, 9-channel inpainting UNets are fed the mask)
+          canny     IN OUT.png [--low 100] [--high 200]
+                    (a canny-edge control image, as OpenCV's cv2.Canny in diffusers' examples)
           tokenize  --model DIR --prompt TEXT [--prompt-syntax plain|weighted] [--prompt-weighting ...] [--json]
                     (weighted: the 75-token chunks with each token's text and weight)
           schedule  --model DIR [--scheduler NAME] [--timestep-spacing leading|trailing|linspace] [--karras]

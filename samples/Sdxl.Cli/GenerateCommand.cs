@@ -49,6 +49,11 @@ internal static class GenerateCommand
                 throw new UsageException($"--from-image: '{recipePng}' was made by {(recipe.UsedMask ? "inpaint" : "img2img")}; use that command with the same --image{(recipe.UsedMask ? " and --mask" : string.Empty)}");
             }
 
+            if (recipe.ControlNets is { Count: > 0 } units && options.All("controlnet").Count == 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' was made with ControlNet ({string.Join(", ", units.Select(u => u.Net))}); pass the same --controlnet and --control-image options");
+            }
+
             fromImage = recipe.Request;
             var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
             if (missing.Length > 0)
@@ -169,6 +174,7 @@ internal static class GenerateCommand
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
         };
+        using var controlNets = ControlNetOptions.Parse(options);
         var scheduler = options.Optional("scheduler") ?? fewStep.Preset?.Scheduler ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
         long[]? seedList = null;
@@ -241,6 +247,8 @@ internal static class GenerateCommand
             Sigmas = fewStep.Sigmas ?? (fewStep.Timesteps is null ? fromImage?.Sigmas : null),
             Preset = fewStep.Preset?.Name ?? fromImage?.Preset,
             Preview = preview?.Options,
+            ControlImages = controlNets.Images,
+            ControlNetGuessMode = controlNets.GuessMode || (fromImage?.ControlNetGuessMode ?? false),
         };
         var embeddings = options.All("embedding").Select(EmbeddingArgument).ToArray();
         bool verbose = options.Flag("verbose");
@@ -289,6 +297,7 @@ internal static class GenerateCommand
             });
         }
 
+        controlNets.AddTo(builder);
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;
@@ -340,7 +349,8 @@ internal static class GenerateCommand
         return (path, token);
     }
 
-    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
+    /// <summary>Loads an input image with the library's limits; a missing or undecodable file is a usage error naming <paramref name="flag"/>.</summary>
+    internal static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
     {
         if (!File.Exists(path))
         {

@@ -97,6 +97,9 @@ public sealed record SyntheticModelOptions
     /// </summary>
     public int VocabSize { get; init; } = 49408;
 
+    /// <summary>Whether and where the folder has a ControlNet-enabled UNet (see <see cref="SyntheticSdxlModel.WriteControlNet"/>).</summary>
+    public ControlNetUNetLayout ControlNetUNet { get; init; } = ControlNetUNetLayout.None;
+
     /// <summary>
     /// Makes the UNet guidance-distilled like LCM-SDXL: it takes <c>timestep_cond</c> [B, dim] and adds a bias-free
     /// projection of it to the sinusoidal time projection before <c>time_embedding.linear_1</c> (diffusers'
@@ -168,6 +171,11 @@ public sealed record SyntheticModelOptions
             throw new ArgumentOutOfRangeException(nameof(Timestep), Timestep, "Unknown timestep signature.");
         }
 
+        if (!Enum.IsDefined(ControlNetUNet))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ControlNetUNet), ControlNetUNet, "Unknown ControlNet UNet layout.");
+        }
+
         if (!Enum.IsDefined(VaeEncoder))
         {
             throw new ArgumentOutOfRangeException(nameof(VaeEncoder), VaeEncoder, "Unknown VAE encoder output.");
@@ -181,4 +189,33 @@ public sealed record SyntheticModelOptions
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least {minimum}.");
         }
     }
+}
+
+/// <summary>Where a synthetic model folder's ControlNet-enabled UNet is.</summary>
+public enum ControlNetUNetLayout
+{
+    /// <summary>No ControlNet-enabled UNet: a plain <c>unet/</c>.</summary>
+    None,
+
+    /// <summary><c>unet/model.onnx</c> itself takes the residual inputs.</summary>
+    UNetTakesResiduals,
+
+    /// <summary>OnnxStack's layout: a plain <c>unet/</c> and the same UNet with residual inputs at <c>controlnet/model.onnx</c>.</summary>
+    OnnxStackFolder,
+}
+
+/// <summary>Describes a random-weight ControlNet folder for a synthetic model of given <see cref="SyntheticModelOptions"/>.</summary>
+public sealed record SyntheticControlNetOptions
+{
+    /// <summary>The seed of its weights: nets with different seeds give different residuals.</summary>
+    public int Seed { get; init; } = 11;
+
+    /// <summary>Whether <c>conditioning_scale</c> is float64 [1] (OnnxStack's export) or float32 [1].</summary>
+    public bool DoubleScale { get; init; } = true;
+
+    /// <summary>Whether <c>timestep</c> is 1-D [batch] (OnnxStack's export) or a scalar.</summary>
+    public bool VectorTimestep { get; init; } = true;
+
+    /// <summary>Whether to write a diffusers <c>config.json</c> (without it, loaders must learn the residual shapes otherwise).</summary>
+    public bool WriteConfig { get; init; } = true;
 }

@@ -47,8 +47,14 @@ public static class SyntheticSdxlModel
             options.Float16, DataType.Int64, options.VocabSize, options.TextHidden2, options.TextLayers, options.ProjectionDim));
         WriteJson(Path.Combine(directory, "text_encoder_2", "config.json"), TextEncoderConfig(options, withProjection: true));
 
-        SaveModel(directory, "unet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3)), options.UnetExternalData);
+        SaveModel(directory, "unet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3),
+            controlNetResiduals: options.ControlNetUNet == ControlNetUNetLayout.UNetTakesResiduals), options.UnetExternalData);
         WriteJson(Path.Combine(directory, "unet", "config.json"), UnetConfig(options));
+        if (options.ControlNetUNet == ControlNetUNetLayout.OnnxStackFolder)
+        {
+            // The same weights (same seed) with the residual inputs: with zero residuals it equals unet/.
+            SaveModel(directory, "controlnet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3), controlNetResiduals: true), options.UnetExternalData);
+        }
 
         SaveModel(directory, "vae_decoder", VaeGraphs.BuildDecoder(WeightRandom.For(options.Seed, 4), options.Float16));
         WriteJson(Path.Combine(directory, "vae_decoder", "config.json"), VaeConfig());
@@ -56,6 +62,33 @@ public static class SyntheticSdxlModel
         {
             SaveModel(directory, "vae_encoder", VaeGraphs.BuildEncoder(WeightRandom.For(options.Seed, 5), options.Float16, options.VaeEncoder));
             WriteJson(Path.Combine(directory, "vae_encoder", "config.json"), VaeConfig());
+        }
+    }
+
+    /// <summary>
+    /// Writes a random-weight ControlNet folder (<c>model.onnx</c> with OnnxStack's SDXL ControlNet signature and, unless
+    /// disabled, a diffusers <c>config.json</c>) that fits a model folder written with <paramref name="model"/>, whose
+    /// <see cref="SyntheticModelOptions.ControlNetUNet"/> gives the UNet that takes its residuals.
+    /// </summary>
+    /// <param name="directory">The folder to write.</param>
+    /// <param name="model">The options of the model folder it is for; <see langword="null"/> for the defaults.</param>
+    /// <param name="options">The net's own options; <see langword="null"/> for the defaults.</param>
+    public static void WriteControlNet(string directory, SyntheticModelOptions? model = null, SyntheticControlNetOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        model ??= new SyntheticModelOptions();
+        options ??= new SyntheticControlNetOptions();
+        model.Validate();
+        Directory.CreateDirectory(directory);
+        ControlNetGraph.Build(model, options, WeightRandom.For(options.Seed, 7)).Save(Path.Combine(directory, "model.onnx"), externalData: false);
+        if (options.WriteConfig)
+        {
+            var config = UnetConfig(model);
+            config["_class_name"] = "ControlNetModel";
+            config["conditioning_channels"] = 3;
+            config["controlnet_conditioning_channel_order"] = "rgb";
+            config["global_pool_conditions"] = false;
+            WriteJson(Path.Combine(directory, "config.json"), config);
         }
     }
 

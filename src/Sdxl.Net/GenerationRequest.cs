@@ -118,6 +118,19 @@ public sealed record GenerationRequest
     public VaeSampling VaeSampling { get; init; } = VaeSampling.Sample;
 
     /// <summary>
+    /// Control images for the pipeline's ControlNets (see <see cref="SdxlPipelineBuilder.AddControlNet(string, string?)"/>),
+    /// each with its net, scale and guidance window; the residuals of several are summed. Text-to-image and
+    /// image-to-image only.
+    /// </summary>
+    public IReadOnlyList<ControlNet.ControlImage>? ControlImages { get; init; }
+
+    /// <summary>
+    /// diffusers' <c>guess_mode</c>: with guidance the nets see only the positive prompt and their residuals are added to
+    /// the conditional half only, scaled from 0.1 (first down block) to 1 (middle block).
+    /// </summary>
+    public bool ControlNetGuessMode { get; init; }
+
+    /// <summary>
     /// Also return the final latents [BatchSize, 4, Height/8, Width/8] (before the VAE scaling) in
     /// <see cref="GenerationResult.Latents"/>, like diffusers' <c>output_type="latent"</c> (the images are still decoded).
     /// </summary>

@@ -31,6 +31,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private readonly SdxlModelFolder _model;
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
+    private readonly ControlNet.ControlNetModel[] _controlNets;
     private readonly object _refinerLock = new();
     private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
@@ -45,13 +46,26 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
         _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, cancellationToken: cancellationToken);
+        _controlNets = [];
         _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
+            if (settings.ControlNets.Count > 0)
+            {
+                _model.LoadControlNetUNet(settings.Provider);
+            }
+
+            _controlNets = ControlNet.ControlNetStage.Load(settings.ControlNets, settings.Provider);
+            ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
         }
         catch
         {
+            foreach (var net in _controlNets)
+            {
+                net.Dispose();
+            }
+
             _model.Dispose();
             throw;
         }
@@ -163,6 +177,11 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     private void ReleaseSessions()
     {
         _model.Dispose();
+        foreach (var net in _controlNets)
+        {
+            net.Dispose();
+        }
+
         _previewDecoders.Dispose();
         lock (_refinerLock)
         {
@@ -216,6 +235,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
         }
 
+        ControlNet.ControlNetStage.CheckRequest(r, _controlNets);
         CheckMemory(r, width, height);
         var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler, r.Eta);
         PreviewRenderer.Validate(r.Preview);
@@ -411,7 +431,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
         var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(_model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
@@ -441,6 +461,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         {
             Latents = r.ReturnLatents ? latents : null,
             Embeddings = _model.Embeddings?.Applied ?? [],
+            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
 
@@ -630,15 +651,20 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
     /// What plugs into one denoising run (the seams of docs/architecture.md): providers of the UNet's extra inputs and
     /// step observers. Each feature contributes its own small class here; the loop itself knows none of them.
     /// </summary>
-    private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
+    private DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
         int width, int height, bool isRefiner)
     {
-        _ = (conditioning, width, height);
         var inputs = new List<IUNetInputProvider>();
         var observers = new List<IDenoisingObserver>();
         if (model.GuidanceEmbeddingDim is { } condDim)
         {
             inputs.Add(new GuidanceEmbedding(r.GuidanceScale, condDim));
+        }
+
+        // ControlNet guides the base model only (diffusers has no ControlNet refiner).
+        if (!isRefiner && ControlNet.ControlNetStage.CreateProvider(model, _controlNets, r, conditioning, width, height) is { } controlNet)
+        {
+            inputs.Add(controlNet);
         }
 
         if (r.StepEnd is { } stepEnd)

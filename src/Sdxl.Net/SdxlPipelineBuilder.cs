@@ -23,6 +23,7 @@ public sealed class SdxlPipelineBuilder
 {
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
+    private readonly List<ControlNet.ControlNetRegistration> _controlNets = [];
     private readonly List<Text.EmbeddingReference> _embeddings = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
@@ -74,6 +75,28 @@ public sealed class SdxlPipelineBuilder
         ArgumentException.ThrowIfNullOrEmpty(directory);
         _refinerDirectory = directory;
         _refinerOptions = options ?? new RefinerOptions();
+        return this;
+    }
+
+    /// <summary>
+    /// Adds a ControlNet: a folder with an ONNX <c>model.onnx</c> in OnnxStack's SDXL form (and optionally its
+    /// diffusers <c>config.json</c>). The model folder must have a ControlNet-enabled UNet: its <c>unet/</c> takes the
+    /// residual inputs, or OnnxStack's <c>controlnet/model.onnx</c> sits beside <c>unet/</c>. See docs/controlnet.md.
+    /// </summary>
+    /// <param name="directory">The ControlNet folder.</param>
+    /// <param name="name">The name requests use in <see cref="ControlNet.ControlImage.ControlNet"/>; by default the folder's name.</param>
+    /// <exception cref="ArgumentException">Another ControlNet already has this name.</exception>
+    public SdxlPipelineBuilder AddControlNet(string directory, string? name = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (_controlNets.Exists(c => c.Name == name))
+        {
+            throw new ArgumentException($"A ControlNet named '{name}' was already added; give this one another name.", nameof(name));
+        }
+
+        _controlNets.Add(new ControlNet.ControlNetRegistration(name, directory));
         return this;
     }
 
@@ -315,7 +338,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray() }, cancellationToken);
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray() }, cancellationToken);
     }
 }
 
@@ -336,4 +359,7 @@ internal sealed record SdxlPipelineSettings(
 {
     /// <summary>The textual-inversion embeddings added to the text encoders.</summary>
     public IReadOnlyList<Text.EmbeddingReference> Embeddings { get; init; } = [];
+
+    /// <summary>The ControlNets added with AddControlNet.</summary>
+    public IReadOnlyList<ControlNet.ControlNetRegistration> ControlNets { get; init; } = [];
 }

@@ -56,6 +56,12 @@ public static class ImageRecipe
 
         AppendPromptLanguage(sb, r, result);
 
+        // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
+        foreach (var (unit, i) in ControlNetBlock(result).Select((u, i) => (u, i)))
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", ControlNet {i}: \"Model: {unit.Net}, Weight: {unit.Scale}, Guidance Start: {unit.GuidanceStart}, Guidance End: {unit.GuidanceEnd}\"");
+        }
+
         return sb.ToString();
     }
 
@@ -88,6 +94,7 @@ public static class ImageRecipe
             InputImage = r.Image is not null,
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
+            ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
         };
         RecordPromptLanguage(recipe, r, result);
 
@@ -178,6 +185,7 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
+            ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
 
             // Few-step schedules.
             Eta = doc.Eta,
@@ -187,7 +195,32 @@ public static class ImageRecipe
         }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
             Embeddings = doc.Embeddings ?? [],
+            ControlNets = doc.ControlNet?.Units,
         };
+    }
+
+    /// <summary>The ControlNet units of a result: net name, effective scale, window and the control image's pixel hash.</summary>
+    private static StoredControlNet[] ControlNetBlock(GenerationResult result)
+    {
+        var r = result.Request;
+        if (r.ControlImages is not { Count: > 0 } images)
+        {
+            return [];
+        }
+
+        var units = new StoredControlNet[images.Count];
+        for (int i = 0; i < units.Length; i++)
+        {
+            var c = images[i];
+            units[i] = new StoredControlNet(
+                result.ControlNets?[i] ?? c.ControlNet ?? string.Empty,
+                c.Scale ?? ControlNet.ControlNetStage.DefaultScale(r),
+                c.GuidanceStart,
+                c.GuidanceEnd,
+                ControlNet.ControlNetStage.PixelHash(c.Image));
+        }
+
+        return units;
     }
 
     // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
@@ -274,6 +307,14 @@ public static class ImageRecipe
         public string? PromptWeighting { get; set; }
         public int? ClipSkip { get; set; }
         public Text.AppliedEmbedding[]? Embeddings { get; set; }
+
+        public ControlNetRecipe? ControlNet { get; set; }
+    }
+
+    internal sealed class ControlNetRecipe
+    {
+        public bool GuessMode { get; set; }
+        public StoredControlNet[]? Units { get; set; }
     }
 
     private static class RecipeJson
@@ -295,4 +336,15 @@ public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLat
 {
     /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
     public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
+    /// <summary>The ControlNet units the image was made with (their control images are not stored and must be given again); <see langword="null"/> without ControlNet.</summary>
+    public IReadOnlyList<StoredControlNet>? ControlNets { get; init; }
 }
+
+/// <summary>One ControlNet unit of a stored recipe.</summary>
+/// <param name="Net">The ControlNet's name (by default its folder's name).</param>
+/// <param name="Scale">The conditioning scale used.</param>
+/// <param name="GuidanceStart">diffusers' control_guidance_start.</param>
+/// <param name="GuidanceEnd">diffusers' control_guidance_end.</param>
+/// <param name="ImageSha256">The SHA-256 of the control image's RGB pixels (row-major, 8 bits per channel), to check that the same image is given again.</param>
+public sealed record StoredControlNet(string Net, double Scale, double GuidanceStart, double GuidanceEnd, string ImageSha256);

@@ -13,6 +13,8 @@ namespace Sdxl.Net.Models;
 internal sealed class SdxlModelFolder : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
+    private SessionResidency? _residency;
+    private Func<string, SessionCustomization?> _customize = _ => null;
 
     private SdxlModelFolder(string directory) => Directory = directory;
 
@@ -27,6 +29,15 @@ internal sealed class SdxlModelFolder : IDisposable
     public TextEncoderModel TextEncoder2 { get; private set; } = null!;
 
     public UNetModel UNet { get; private set; } = null!;
+
+    /// <summary>
+    /// OnnxStack's ControlNet-enabled UNet (<c>controlnet/model.onnx</c> beside a plain <c>unet/</c>), once
+    /// <see cref="LoadControlNetUNet"/> found one; <see langword="null"/> otherwise.
+    /// </summary>
+    public UNetModel? ControlNetUNet { get; private set; }
+
+    /// <summary>unet/config.json (empty when absent).</summary>
+    public JsonConfig UNetConfig { get; private set; } = JsonConfig.Empty;
 
     public VaeDecoderModel VaeDecoder { get; private set; } = null!;
 
@@ -157,6 +168,18 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens OnnxStack's ControlNet-enabled UNet, <c>controlnet/model.onnx</c>, when the folder has one (a pipeline with
+    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency and weights overlay.
+    /// </summary>
+    public void LoadControlNetUNet(ExecutionProviderOptions options)
+    {
+        if (ControlNetUNet is null && File.Exists(Sub("controlnet", "model.onnx")))
+        {
+            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency, _customize("unet")));
+        }
+    }
+
     public void Dispose()
     {
         for (int i = _owned.Count - 1; i >= 0; i--)
@@ -213,6 +236,7 @@ internal sealed class SdxlModelFolder : IDisposable
         }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
+        UNetConfig = unetConfig;
         int downLevels = ModelConfigValidation.CheckUNet(unetConfig);
         long pixelMultiple = (long)VaeScaleFactor << (downLevels - 1);
         int sampleSize = unetConfig.GetInt32("sample_size", 128);
@@ -231,6 +255,8 @@ internal sealed class SdxlModelFolder : IDisposable
 
         // Per-phase loading: every session is still opened here, its signature read and checked, then closed.
         var residency = options.MemoryMode == MemoryMode.LoadPerPhase ? new SessionResidency() : null;
+        _residency = residency;
+        _customize = customize;
 
         // A base folder names text_encoder in model_index.json and has tokenizer/; either one means the first encoder
         // is required, so its absence is reported as a missing file rather than as a base/refiner width mismatch.

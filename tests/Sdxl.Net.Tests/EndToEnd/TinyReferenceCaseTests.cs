@@ -44,14 +44,18 @@ public sealed class TinyReferenceCaseTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
         var p = doc.RootElement;
         var output = Path.Combine(Path.GetTempPath(), $"sdxl-case-{caseName}-{Guid.NewGuid():N}.npy");
-        var args = ToCliArguments(p, root, caseDir, output);
+        await AssertCliReproduces(caseName, caseDir, p, ToCliArguments(p, root, caseDir, output), output);
+    }
 
+    /// <summary>Runs the CLI with <paramref name="args"/> (which write <paramref name="output"/>) and compares the image with the case's expected_image.npy.</summary>
+    internal static async Task AssertCliReproduces(string caseName, string caseDir, JsonElement p, List<string> args, string output)
+    {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         int exit = await CliApp.RunAsync(args.ToArray(), stdout, stderr);
         try
         {
-            Assert.True(exit == 0, $"exit {exit}: {stderr}");
+            Assert.True(exit == 0, $"exit {exit}: {stderr}\nargs: {string.Join(' ', args)}");
             var (actual, shape) = NpyFile.Read(output);
             var (expected, expectedShape) = NpyFile.Read(Path.Combine(caseDir, "expected_image.npy"));
             Assert.Equal(expectedShape, shape);
