@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sdxl.Net;
 using Sdxl.Net.Conditioning;
@@ -15,6 +16,12 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
+    /// <summary>Interrupted by SIGINT (Ctrl+C): 128 + 2, as shells report it.</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Terminated by SIGTERM: 128 + 15.</summary>
+    public const int Terminated = 143;
+
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
     private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding", "lora" };
 
@@ -30,13 +37,21 @@ internal static class CliApp
             return args.Length == 0 ? UsageFailure : Ok;
         }
 
+        // SIGINT (Ctrl+C) and SIGTERM cancel the run: model loading stops between components, generation between
+        // steps, and a file being written is removed. A second signal is left to the runtime, which ends the process.
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        int signal = 0;
+        void OnSignal(PosixSignalContext context)
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+            if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
+            {
+                context.Cancel = true;
+                cts.Cancel();
+            }
+        }
+
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
         try
         {
@@ -83,6 +98,11 @@ internal static class CliApp
             stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
             return UsageFailure;
         }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            stderr.WriteLine(signal == (int)PosixSignal.SIGTERM ? "sdxl: terminated; nothing was written" : "sdxl: interrupted; nothing was written");
+            return signal == (int)PosixSignal.SIGTERM ? Terminated : Interrupted;
+        }
         catch (OperationCanceledException)
         {
             stderr.WriteLine("sdxl: cancelled");
@@ -116,10 +136,6 @@ internal static class CliApp
             }
 
             return RuntimeFailure;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 
@@ -333,6 +349,6 @@ internal static class CliApp
           --timesteps (euler, lcm, tcd) or --sigmas (euler, final sigma included) set the step count.
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
-        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
+        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).
         """;
 }

@@ -30,7 +30,7 @@ internal static class DemoCommand
                 .WithModel(directory)
                 .UseCpu()
                 .AddSink(new PngFileSink(output))
-                .Build();
+                .Build(ct);
             var request = new GenerationRequest
             {
                 Prompt = "a photo of an astronaut riding a horse on mars",

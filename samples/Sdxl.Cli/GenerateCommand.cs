@@ -70,6 +70,7 @@ internal static class GenerateCommand
         var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
         var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
+        CheckOutputName(extension == ".png" ? PngFileSink.PathFor(output, batch - 1, batch) : output);
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
         try
@@ -307,7 +308,7 @@ internal static class GenerateCommand
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;
-        using var pipeline = builder.Build();
+        using var pipeline = builder.Build(ct);
         var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, preview is { } p ? new PreviewWriter(progress, p.Directory) : progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
@@ -319,6 +320,17 @@ internal static class GenerateCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
+    }
+
+    /// <summary>Refuses an output name the file system would refuse only after the whole generation (NAME_MAX, 255 bytes).</summary>
+    private static void CheckOutputName(string path)
+    {
+        var name = Path.GetFileName(path);
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(name);
+        if (bytes > 255)
+        {
+            throw new UsageException($"--output: the file name '{name}' is {bytes} bytes (with the batch suffix); file systems allow at most 255");
+        }
     }
 
     /// <summary>
@@ -367,6 +379,7 @@ internal static class GenerateCommand
 internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
 {
     private GenerationPhase _last = (GenerationPhase)(-1);
+    private bool _lineOpen;
 
     public void Report(GenerationProgress value)
     {
@@ -376,7 +389,8 @@ internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgre
             {
                 var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
                 writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
-                if (value.Step == value.TotalSteps)
+                _lineOpen = value.Step != value.TotalSteps;
+                if (!_lineOpen)
                 {
                     writer.WriteLine();
                 }
@@ -390,5 +404,18 @@ internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgre
         }
     }
 
-    public void Finish() => writer.Flush();
+    /// <summary>Ends a progress line left open by a run that stopped mid-phase, so a failure message starts on its own line.</summary>
+    public void Finish()
+    {
+        lock (writer)
+        {
+            if (_lineOpen)
+            {
+                writer.WriteLine();
+                _lineOpen = false;
+            }
+
+            writer.Flush();
+        }
+    }
 }

@@ -15,7 +15,15 @@ internal static class ProgressDisplay
         bool interactive = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
         if (!interactive)
         {
-            return await generate(new ConsoleProgress(stderr, verbose)).ConfigureAwait(false);
+            var progress = new ConsoleProgress(stderr, verbose);
+            try
+            {
+                return await generate(progress).ConfigureAwait(false);
+            }
+            finally
+            {
+                progress.Finish();
+            }
         }
 
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stderr) });

@@ -23,9 +23,10 @@ namespace Sdxl.Net;
 /// <remarks>
 /// Thread-safe: one instance serves concurrent <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/>
 /// calls (each has its own scheduler run, random source and buffers; ONNX sessions are shared). Dispose it to release
-/// every native session.
+/// every native session: disposing cancels the generations still running and waits for them first, so it is safe
+/// at any moment (a host disposing a singleton pipeline at shutdown with requests in flight).
 /// </remarks>
-public sealed class SdxlPipeline : IDisposable
+public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 {
     private readonly SdxlPipelineSettings _settings;
     private readonly SdxlModelFolder _model;
@@ -37,18 +38,20 @@ public sealed class SdxlPipeline : IDisposable
     private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
-    private bool _disposed;
+    private readonly PipelineLifetime _lifetime;
 
-    internal SdxlPipeline(SdxlPipelineSettings settings)
+    internal SdxlPipeline(SdxlPipelineSettings settings, CancellationToken cancellationToken = default)
     {
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
+        _lifetime = new PipelineLifetime(ReleaseSessions);
+        Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
         _controlNets = [];
         _loras = new LoraAdapters(settings.ModelDirectory, settings.Loras, _logger);
         try
         {
-            _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, customize: _loras.Customize);
+            _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, customize: _loras.Customize, cancellationToken: cancellationToken);
         }
         catch
         {
@@ -124,23 +127,37 @@ public sealed class SdxlPipeline : IDisposable
     /// <exception cref="ArgumentException">The request is invalid; the message names the value and what is allowed.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the pipeline stays usable.</exception>
     /// <exception cref="SdxlNumericException">The models produced NaN or infinite values.</exception>
+    /// <exception cref="ObjectDisposedException">The pipeline was disposed before the call.</exception>
+    /// <remarks>
+    /// Disposing the pipeline while the call runs cancels it: it ends in an <see cref="OperationCanceledException"/>
+    /// saying so, and no sink writes a partial file.
+    /// </remarks>
     public async Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Validate(request);
-        var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (_settings.Sinks.Length > 0)
+        using var running = _lifetime.Enter(this);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Closing);
+        var ct = linked.Token;
+        try
         {
-            progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
-            foreach (var sink in _settings.Sinks)
+            var plan = Validate(request);
+            var result = await Task.Run(() => Generate(request, plan, progress, ct), ct).ConfigureAwait(false);
+            if (_settings.Sinks.Length > 0)
             {
-                await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
+                progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
+                foreach (var sink in _settings.Sinks)
+                {
+                    await sink.WriteAsync(result, ct).ConfigureAwait(false);
+                }
             }
-        }
 
-        progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
-        return result;
+            progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+            return result;
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
+        {
+            throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
+        }
     }
 
     /// <summary>
@@ -155,20 +172,34 @@ public sealed class SdxlPipeline : IDisposable
     /// </remarks>
     public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
         ArgumentNullException.ThrowIfNull(request);
         return GenerationStream.Run((progress, ct) => GenerateAsync(request, progress, ct), cancellationToken);
     }
 
-    /// <summary>Releases every ONNX session (base and refiner).</summary>
+    /// <summary>
+    /// Cancels the generations still running, waits for them to end, then releases every ONNX session (base and
+    /// refiner). Called from a progress callback or sink of one of its own generations, it does not wait (that
+    /// generation would wait for itself): the sessions are released when the last generation has ended.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        var released = _lifetime.Close();
+        if (!_lifetime.IsCurrentFlowInside())
         {
-            return;
+            released.GetAwaiter().GetResult();
         }
+    }
 
-        _disposed = true;
+    /// <summary>As <see cref="Dispose"/>, without blocking a thread while running generations wind down.</summary>
+    public ValueTask DisposeAsync()
+    {
+        var released = _lifetime.Close();
+        return _lifetime.IsCurrentFlowInside() ? ValueTask.CompletedTask : new ValueTask(released);
+    }
+
+    private void ReleaseSessions()
+    {
         _model.Dispose();
         foreach (var net in _controlNets)
         {
@@ -262,23 +293,24 @@ public sealed class SdxlPipeline : IDisposable
             // The folder's scheduler_config.json names a class the catalog does not know: a model folder fault.
             throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message} Pick one with WithScheduler(name).", e);
         }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // Names are checked by Build(), so what the scheduler refuses here is a value of the folder's configuration.
+            throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message}", e);
+        }
     }
 
     /// <summary>
-    /// Fails when denoising left NaN or infinite latents, naming the likely cause: an fp16 UNet whose activations
-    /// overflowed (or a custom scheduler that produced them), before the VAE turns them into a black image.
+    /// Fails when denoising left NaN or infinite latents, naming the likely causes, before the VAE turns them into a
+    /// black image.
     /// </summary>
-    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType)
+    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType, GenerationRequest r, IScheduler scheduler)
     {
-        if (AllFinite(latents))
+        if (!AllFinite(latents))
         {
-            return;
+            bool custom = scheduler.GetType().Assembly != typeof(SdxlPipeline).Assembly;
+            throw new SdxlNumericException(NumericDiagnosis.ForLatents(stage, unetType, r, custom));
         }
-
-        var cause = unetType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16
-            ? "The model is float16, whose activations can overflow: use a float32 export, or lower GuidanceScale."
-            : "The UNet or the scheduler overflowed: lower GuidanceScale, try another scheduler, or check a custom scheduler's Step.";
-        throw new SdxlNumericException($"Denoising with the {stage} produced NaN or infinite latents. {cause}");
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
@@ -437,7 +469,7 @@ public sealed class SdxlPipeline : IDisposable
         DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
-        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
+        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
         var decoder = _model.VaeDecoder;
@@ -445,9 +477,9 @@ public sealed class SdxlPipeline : IDisposable
         if (plan.Refine)
         {
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
-            var (refiner, refinerScheduler) = GetRefiner(r);
+            var (refiner, refinerScheduler) = GetRefiner(r, ct);
             Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
-            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType);
+            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType, r, refinerScheduler);
             if (_settings.RefinerOptions!.UseRefinerVae)
             {
                 decoder = refiner.VaeDecoder;
@@ -484,9 +516,7 @@ public sealed class SdxlPipeline : IDisposable
         var (output, shape) = encoder.Encode(pixels, [1, 3, height, width], runOptions);
         if (!AllFinite(output))
         {
-            throw new SdxlNumericException(
-                "The VAE encoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                + "use a float32 vae_encoder or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            throw new SdxlNumericException(NumericDiagnosis.ForVae("encoder", encoder.FloatType));
         }
 
         int plane = (int)(shape[2] * shape[3]);
@@ -626,15 +656,14 @@ public sealed class SdxlPipeline : IDisposable
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
-    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r)
+    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r, CancellationToken ct)
     {
         lock (_refinerLock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false, cancellationToken: ct);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -725,9 +754,7 @@ public sealed class SdxlPipeline : IDisposable
             decoder.Decode(scaled, [1, channels, lh, lw], vaeScale, decoded, tiling, runOptions);
             if (!AllFinite(decoded))
             {
-                throw new SdxlNumericException(
-                    "The VAE decoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                    + "use a float32 vae_decoder (export with --dtype fp32 or keep the VAE in fp32) or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+                throw new SdxlNumericException(NumericDiagnosis.ForVae("decoder", decoder.FloatType));
             }
 
             // (x * 0.5 + 0.5).clamp(0, 1)

@@ -11,7 +11,7 @@ namespace Sdxl.Net;
 
 /// <summary>
 /// Configures and builds an <see cref="SdxlPipeline"/>. Options are validated and every model session is created in
-/// <see cref="Build"/>, so a broken folder fails there, naming the file and the expected signature.
+/// <see cref="Build()"/>, so a broken folder fails there, naming the file and the expected signature.
 /// </summary>
 /// <example>
 /// <code>
@@ -57,7 +57,7 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>
-    /// A model from the Hugging Face Hub (<c>org/name</c>), resolved in <see cref="Build"/> from the cache with
+    /// A model from the Hugging Face Hub (<c>org/name</c>), resolved in <see cref="Build()"/> from the cache with
     /// <paramref name="options"/> (revision, variant, cache folder), and, when <paramref name="allowDownload"/>,
     /// downloaded there if missing. A refiner given as a repository id is resolved the same way, at its <c>main</c> revision.
     /// </summary>
@@ -102,10 +102,15 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>Runs on the CPU provider.</summary>
-    /// <param name="intraOpThreads">Threads per model run; 0 lets ONNX Runtime choose.</param>
+    /// <param name="intraOpThreads">Threads per model run, 1 to <see cref="ExecutionProviderOptions.MaxIntraOpThreads"/>; 0 lets ONNX Runtime choose.</param>
     public SdxlPipelineBuilder UseCpu(int intraOpThreads = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(intraOpThreads);
+        if (intraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads,
+                $"intraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {intraOpThreads}.");
+        }
+
         _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads };
         return this;
     }
@@ -293,8 +298,18 @@ public sealed class SdxlPipelineBuilder
     /// <summary>Validates the configuration, opens every model and returns the pipeline.</summary>
     /// <exception cref="InvalidOperationException">No model folder was given.</exception>
     /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
-    public SdxlPipeline Build()
+    public SdxlPipeline Build() => Build(CancellationToken.None);
+
+    /// <summary>
+    /// Validates the configuration, opens every model and returns the pipeline; <paramref name="cancellationToken"/>
+    /// is checked between the components (creating one ONNX session cannot be interrupted).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No model folder was given.</exception>
+    /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; every session opened so far is released.</exception>
+    public SdxlPipeline Build(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (_modelDirectory is null)
         {
             throw new InvalidOperationException("No model folder: call WithModel(directory) before Build().");
@@ -303,6 +318,22 @@ public sealed class SdxlPipelineBuilder
         if (_refinerOptions is { } r && (!(r.HighNoiseFraction > 0) || !(r.HighNoiseFraction < 1)))
         {
             throw new ArgumentOutOfRangeException(nameof(RefinerOptions.HighNoiseFraction), r.HighNoiseFraction, "The refiner's high-noise fraction must be in (0, 1).");
+        }
+
+        if (_refinerOptions is { } options)
+        {
+            Models.ModelConfigValidation.CheckAestheticScores(options);
+        }
+
+        if (_schedulerName is { } wanted && !_catalog.Names.Contains(wanted, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"Unknown scheduler '{wanted}'. Known schedulers: {string.Join(", ", _catalog.Names)}.", "name");
+        }
+
+        if (_provider.IntraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ExecutionProviderOptions.IntraOpThreads), _provider.IntraOpThreads,
+                $"IntraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {_provider.IntraOpThreads}.");
         }
 
         var catalog = _catalog;
@@ -327,7 +358,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray(), Loras = _loras.ToArray() });
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray(), Loras = _loras.ToArray() }, cancellationToken);
     }
 }
 

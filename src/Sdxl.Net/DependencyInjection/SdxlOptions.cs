@@ -75,9 +75,9 @@ public sealed class SdxlOptions
             errors.Add($"Sdxl:HighNoiseFraction must be in (0, 1); got {HighNoiseFraction}.");
         }
 
-        if (IntraOpThreads < 0)
+        if (IntraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
         {
-            errors.Add($"Sdxl:IntraOpThreads must be 0 or more; got {IntraOpThreads}.");
+            errors.Add($"Sdxl:IntraOpThreads must be 0 (ONNX Runtime's choice) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {IntraOpThreads}.");
         }
 
         try
@@ -138,7 +138,7 @@ public sealed class SdxlOptions
 }
 
 /// <summary>Invalid <see cref="SdxlOptions"/>; the message lists every problem.</summary>
-public sealed class SdxlOptionsException : Exception
+public sealed class SdxlOptionsException : SdxlException
 {
     /// <summary>Creates the exception from the list of problems.</summary>
     public SdxlOptionsException(IReadOnlyList<string> errors)

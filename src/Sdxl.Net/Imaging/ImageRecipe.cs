@@ -109,7 +109,16 @@ public static class ImageRecipe
         recipe.Timesteps = r.Timesteps?.ToArray();
         recipe.Sigmas = r.Sigmas?.ToArray();
         recipe.Preset = r.Preset;
-        return JsonSerializer.Serialize(recipe, RecipeJson.Options);
+        var json = JsonSerializer.Serialize(recipe, RecipeJson.Options);
+
+        // The writer is bounded by what the reader accepts (the JSON is ASCII: every other character is escaped), so
+        // every recipe written can be read back. Validated requests stay far below; only an unvalidated one gets here.
+        if (json.Length > PngChunks.MaxTextBytes)
+        {
+            throw new InvalidOperationException($"The recipe is {json.Length} bytes; recipes are limited to {PngChunks.MaxTextBytes} bytes so that ReadRecipe accepts them.");
+        }
+
+        return json;
     }
 
     /// <summary>Reads the exact request back from a PNG written by <see cref="PngFileSink"/>; <see langword="null"/> when it has none.</summary>

@@ -122,15 +122,16 @@ internal sealed class TextualInversions : IDisposable
     /// <param name="references">The embeddings.</param>
     /// <param name="loadVaeEncoder">Whether to open vae_encoder/.</param>
     /// <param name="customize">Other weights overlays of the folder's sessions (LoRA adapters), combined with the embeddings'.</param>
+    /// <param name="cancellationToken">Checked between components.</param>
     public static SdxlModelFolder OpenFolder(string directory, ExecutionProviderOptions options, IReadOnlyList<EmbeddingReference> references, bool loadVaeEncoder = true,
-        Func<string, SessionCustomization?>? customize = null)
+        Func<string, SessionCustomization?>? customize = null, CancellationToken cancellationToken = default)
     {
         var embeddings = Directory.Exists(directory) ? Create(directory, references) : null;
         SdxlModelFolder folder;
         try
         {
             folder = SdxlModelFolder.Open(directory, options, loadVaeEncoder,
-                embeddings is null && customize is null ? null : c => SessionCustomization.Combine(embeddings?.Customize(c), customize?.Invoke(c)));
+                embeddings is null && customize is null ? null : c => SessionCustomization.Combine(embeddings?.Customize(c), customize?.Invoke(c)), cancellationToken);
         }
         catch
         {
