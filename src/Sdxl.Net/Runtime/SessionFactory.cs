@@ -17,6 +17,8 @@ internal static class SessionFactory
             throw new SdxlModelException($"{component}: model file not found: '{modelPath}'.");
         }
 
+        NativeRuntime.EnsureLoaded();
+
         var kinds = new List<ExecutionProviderKind> { options.Kind };
         foreach (var k in options.Fallbacks)
         {
