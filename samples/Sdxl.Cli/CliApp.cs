@@ -15,6 +15,9 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
+    /// <summary>Interrupted by Ctrl+C (SIGINT): 128 + 2, the shell convention.</summary>
+    public const int Interrupted = 130;
+
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
@@ -22,14 +25,23 @@ internal static class CliApp
         bool verbose = args.Contains("--verbose");
         if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
         {
-            stdout.WriteLine(Usage);
+            stdout.WriteLine(args.Length > 1 && CliHelp.ForCommand(args[1]) is { } commandHelp ? commandHelp : Usage);
             return args.Length == 0 ? UsageFailure : Ok;
         }
 
+        if (args[0] is "--version" or "version")
+        {
+            stdout.WriteLine(CliHelp.Version);
+            return Ok;
+        }
+
+        args = CliHelp.ExpandShortOptions(args, Flags);
         using var cts = new CancellationTokenSource();
+        bool interrupted = false;
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
+            interrupted = true;
             cts.Cancel();
         };
         Console.CancelKeyPress += onCancel;
@@ -43,12 +55,13 @@ internal static class CliApp
                 rest = ["--model", .. rest];
             }
 
-            var options = new CliArguments(rest, Flags);
-            if (options.Flag("help"))
+            if (rest.Contains("--help") || rest.Contains("-h"))
             {
-                stdout.WriteLine(Usage);
+                stdout.WriteLine(CliHelp.ForCommand(command) ?? Usage);
                 return Ok;
             }
+
+            var options = new CliArguments(rest, Flags);
 
             return command switch
             {
@@ -69,7 +82,7 @@ internal static class CliApp
         catch (OperationCanceledException)
         {
             stderr.WriteLine("sdxl: cancelled");
-            return RuntimeFailure;
+            return interrupted ? Interrupted : RuntimeFailure;
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
@@ -193,14 +206,14 @@ internal static class CliApp
 
         Commands:
           generate  --model DIR --prompt TEXT [--prompt-2 TEXT] [--negative-prompt TEXT] [--negative-prompt-2 TEXT]
-                    --width W --height H --steps N --guidance G [--guidance-rescale R] [--scheduler NAME]
+                    [--width W (1024)] [--height H (1024)] [--steps N (50)] [--guidance G (5)] [--guidance-rescale R] [--scheduler NAME]
                     [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
                     [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
                     [--timestep-spacing leading|trailing|linspace] [--karras]
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
-                    [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
+                    [--from-image FILE.png] --output|-o FILE.png|.jpg|.webp|.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
@@ -211,7 +224,7 @@ internal static class CliApp
                     --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
-          demo      [--output FILE.png] [--steps N] [--seed S]
+          demo      [--output FILE.png (sdxl-demo.png in the temp folder)] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
@@ -219,6 +232,7 @@ internal static class CliApp
           (default: the class in the model's scheduler/scheduler_config.json).
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
-        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
+        sdxl --version prints the version; sdxl COMMAND --help (or sdxl help COMMAND) the options of one command.
+        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C).
         """;
 }

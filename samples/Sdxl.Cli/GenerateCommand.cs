@@ -18,11 +18,7 @@ internal static class GenerateCommand
         var model = CliApp.ModelPath(options);
         bool needsImage = command is "img2img" or "inpaint";
         var output = options.Required("output");
-        var extension = Path.GetExtension(output).ToLowerInvariant();
-        if (extension is not (".png" or ".npy"))
-        {
-            throw new UsageException($"--output must end in .png or .npy; got '{output}'");
-        }
+        var outputSink = OutputSinks.For(output);
 
         var outputDir = Path.GetDirectoryName(Path.GetFullPath(output))!;
         if (!Directory.Exists(outputDir))
@@ -55,8 +51,9 @@ internal static class GenerateCommand
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
-        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
-        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        // Without --steps/--guidance the library's defaults apply (diffusers': 50 steps, guidance 5).
+        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? LibraryDefaults.Steps;
+        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? LibraryDefaults.GuidanceScale;
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
@@ -270,7 +267,7 @@ internal static class GenerateCommand
             });
         }
 
-        builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
+        builder.AddSink(outputSink);
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build();
@@ -281,7 +278,7 @@ internal static class GenerateCommand
         }
 
         stderr.Flush();
-        var files = extension == ".npy" ? [output] : result.Images.Select(i => PngFileSink.PathFor(output, i.Index, result.Images.Count)).ToArray();
+        var files = OutputSinks.FilesWritten(output, result.Images.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
@@ -303,34 +300,4 @@ internal static class GenerateCommand
             throw new UsageException($"{flag}: {e.Message}");
         }
     }
-}
-
-/// <summary>A one-line progress display on stderr.</summary>
-internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
-{
-    private GenerationPhase _last = (GenerationPhase)(-1);
-
-    public void Report(GenerationProgress value)
-    {
-        lock (writer)
-        {
-            if (value.TotalSteps > 0)
-            {
-                var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
-                if (value.Step == value.TotalSteps)
-                {
-                    writer.WriteLine();
-                }
-            }
-            else if (verbose && value.Phase != _last)
-            {
-                writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{value.Phase} ({value.Elapsed.TotalSeconds:0.00} s)"));
-            }
-
-            _last = value.Phase;
-        }
-    }
-
-    public void Finish() => writer.Flush();
 }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Consumer compatibility: fresh console apps, outside the repository (none of its Directory.*.props apply), restore
+# the packed packages from a local folder next to nuget.org, the way an application would:
+#   a. Microsoft.Extensions.* 10.0.x (generic host + AddSdxl from configuration)
+#   b. Microsoft.ML.OnnxRuntime 1.31.1 chosen by the app (instead of Sdxl.Net.Runtime.Cpu)
+#   c. Microsoft.Extensions.AI 10.x with the Sdxl.Net.Extensions.AI README snippet
+#   d. Sdxl.Net without a runtime package: the first pipeline must fail with a message naming Sdxl.Net.Runtime.Cpu
+# Each must restore and build with no NU1605/NU1608 and (a–c) generate an image with the tiny random-weight demo model.
+# Then `dotnet publish -r linux-x64` of app (a), a CPU app: its size is printed and bounded, and it must contain no
+# Windows binaries.
+#
+#   eng/consumer-test.sh FEED VERSION     (FEED holds the packages of that VERSION, e.g. from eng/pack-smoke-test.sh)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+feed="$(cd "$1" && pwd)"
+version="$2"
+work="$(mktemp -d "${TMPDIR:-/tmp}/sdxl-consumer.XXXXXX")"
+cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
+# The bound of the linux-x64 CPU publish (framework-dependent): ONNX Runtime's linux-x64 natives are about 29 MB.
+max_publish_mb=80
+
+cleanup() {
+  rm -rf "$work"
+  for id in sdxl.net sdxl.net.extensions.ai sdxl.net.runtime.cpu sdxl.net.runtime.cuda; do
+    rm -rf "${cache:?}/$id/$version"
+  done
+}
+trap cleanup EXIT
+
+fail() { echo "consumer-test: FAIL: $*" >&2; exit 1; }
+step() { echo "consumer-test: $*"; }
+
+# new_app NAME PACKAGE@VERSION...: a console app with the local feed, the given packages and the demo model writer.
+new_app() {
+  local name="$1"; shift
+  local app="$work/$name"
+  mkdir -p "$app"
+  cat >"$app/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+</configuration>
+XML
+  (cd "$app" && dotnet new console -n "$name" -o . --framework net10.0 --no-restore >/dev/null) || fail "dotnet new console ($name)"
+  local package
+  for package in "$@"; do
+    (cd "$app" && dotnet add package "${package%@*}" --version "${package#*@}" --no-restore >/dev/null) || fail "$name: dotnet add package $package"
+  done
+  # The demo model writer is a repository-only helper (it does not depend on Sdxl.Net).
+  (cd "$app" && dotnet add reference "$repo/src/Sdxl.Net.Synthetic/Sdxl.Net.Synthetic.csproj" >/dev/null) || fail "$name: dotnet add reference"
+  cp "$repo/samples/QuickStart/DemoModel.cs" "$app/"
+}
+
+# build_app NAME: restores and builds; NU1605 (downgrade) and NU1608 (outside a dependency's range) fail it.
+build_app() {
+  local app="$work/$1" log="$work/$1.build.log"
+  if ! (cd "$app" && dotnet build -c Release -nologo -p:WarningsAsErrors="NU1605%3BNU1608" >"$log" 2>&1); then
+    cat "$log" >&2
+    fail "$1 does not build against the packages"
+  fi
+  if grep -E "NU1605|NU1608" "$log"; then
+    fail "$1: dependency conflicts (above)"
+  fi
+}
+
+# resolved NAME ID: the version of package ID that app NAME restored.
+resolved() {
+  grep -o "\"$2/[^\"]*\"" "$work/$1/obj/project.assets.json" | head -n 1 | sed 's|.*/\(.*\)"|\1|'
+}
+
+expect_png() {
+  [[ -s "$1" ]] || fail "$1 was not written"
+  [[ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "$1 is not a PNG"
+}
+
+step "a. Microsoft.Extensions.* 10.0.x"
+new_app ExtensionsApp "Sdxl.Net@$version" "Sdxl.Net.Runtime.Cpu@$version" "Microsoft.Extensions.Hosting@10.0.15"
+cat >"$work/ExtensionsApp/Program.cs" <<'CS'
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Sdxl.Net;
+using Sdxl.Net.Imaging;
+
+var builder = Host.CreateApplicationBuilder(args);
+builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Sdxl:ModelPath"] = DemoModel.WriteToTempFolder() });
+builder.Services.AddSdxl(o => builder.Configuration.GetSection("Sdxl").Bind(o));
+using var host = builder.Build();
+var pipeline = host.Services.GetRequiredService<SdxlPipeline>();
+var result = await pipeline.GenerateAsync(new GenerationRequest { Prompt = "a lighthouse", Width = 64, Height = 64, Steps = 2, Seed = 1 });
+using var image = result.Images[0].ToImage();
+await SixLabors.ImageSharp.ImageExtensions.SaveAsPngAsync(image, args[0]);
+CS
+build_app ExtensionsApp
+for id in Microsoft.Extensions.Hosting Microsoft.Extensions.DependencyInjection.Abstractions Microsoft.Extensions.Logging.Abstractions; do
+  [[ "$(resolved ExtensionsApp "$id")" == 10.0.* ]] || fail "ExtensionsApp resolved $id $(resolved ExtensionsApp "$id"), not 10.0.x"
+done
+(cd "$work/ExtensionsApp" && dotnet run -c Release --no-build -- "$work/extensions.png") || fail "ExtensionsApp failed"
+expect_png "$work/extensions.png"
+
+step "b. Microsoft.ML.OnnxRuntime 1.31.1 chosen by the app"
+new_app OnnxRuntimeApp "Sdxl.Net@$version" "Microsoft.ML.OnnxRuntime@1.31.1"
+cp "$repo/samples/QuickStart/Program.cs" "$work/OnnxRuntimeApp/"
+build_app OnnxRuntimeApp
+for id in Microsoft.ML.OnnxRuntime Microsoft.ML.OnnxRuntime.Managed; do
+  [[ "$(resolved OnnxRuntimeApp "$id")" == 1.31.1 ]] || fail "OnnxRuntimeApp resolved $id $(resolved OnnxRuntimeApp "$id"), not the app's 1.31.1"
+done
+grep -qi '"Microsoft.ML.OnnxRuntime.Gpu' "$work/OnnxRuntimeApp/obj/project.assets.json" && fail "OnnxRuntimeApp restored a GPU runtime package"
+(cd "$work/OnnxRuntimeApp" && dotnet run -c Release --no-build -- "" "$work/onnxruntime.png") || fail "OnnxRuntimeApp failed"
+expect_png "$work/onnxruntime.png"
+
+step "c. Microsoft.Extensions.AI 10.x and the Sdxl.Net.Extensions.AI README snippet"
+new_app AiApp "Sdxl.Net.Extensions.AI@$version" "Sdxl.Net.Runtime.Cpu@$version" "Microsoft.Extensions.AI@10.5.0"
+# The README's C# block as written, with the model folder and provider of this machine substituted.
+awk '/^```csharp$/ {inside = 1; next} /^```$/ && inside {exit} inside' "$repo/src/Sdxl.Net.Extensions.AI/README.md" \
+  | sed -e 's|"models/sdxl-base-onnx"|DemoModel.WriteToTempFolder()|' -e 's|\.UseCuda()|.UseCpu()|' \
+        -e 's|new System.Drawing.Size(1024, 1024)|new System.Drawing.Size(64, 64)|' -e 's|\["steps"\] = 30|["steps"] = 2|' \
+  >"$work/AiApp/Program.cs"
+grep -q "SdxlImageGenerator" "$work/AiApp/Program.cs" || fail "no C# snippet found in src/Sdxl.Net.Extensions.AI/README.md"
+build_app AiApp
+[[ "$(resolved AiApp Microsoft.Extensions.AI)" == 10.5.0 ]] || fail "AiApp resolved Microsoft.Extensions.AI $(resolved AiApp Microsoft.Extensions.AI)"
+(cd "$work/AiApp" && dotnet run -c Release --no-build) || fail "AiApp (the README snippet) failed"
+ls "$work/AiApp"/*.png >/dev/null 2>&1 || fail "the README snippet wrote no PNG"
+expect_png "$(ls "$work/AiApp"/*.png | head -n 1)"
+
+step "d. Sdxl.Net without a runtime package"
+new_app NoRuntimeApp "Sdxl.Net@$version"
+cp "$repo/samples/QuickStart/Program.cs" "$work/NoRuntimeApp/"
+build_app NoRuntimeApp
+if (cd "$work/NoRuntimeApp" && dotnet run -c Release --no-build -- "" "$work/none.png" >"$work/none.log" 2>&1); then
+  fail "NoRuntimeApp ran without ONNX Runtime's native library"
+fi
+grep -q "Sdxl.Net.Runtime.Cpu" "$work/none.log" || { cat "$work/none.log" >&2; fail "the missing native library was not reported with the package to add"; }
+
+step "publishing app a for linux-x64"
+publish="$work/publish"
+(cd "$work/ExtensionsApp" && dotnet publish -c Release -r linux-x64 --self-contained false -o "$publish" -nologo -v q >/dev/null) \
+  || fail "dotnet publish -r linux-x64 (NETSDK1152 means two ONNX Runtime native packages)"
+windows="$(find "$publish" -iname '*.dll' -exec sh -c 'head -c 2 "$1" | grep -q MZ && ! grep -q "BSJB" "$1" && echo "$1"' _ {} \; ; find "$publish" -ipath '*win-*' -o -iname '*.lib' -o -iname '*.exe')"
+[[ -z "$windows" ]] || fail "the linux-x64 publish carries Windows binaries: $windows"
+[[ -f "$publish/libonnxruntime.so" ]] || fail "the linux-x64 publish lacks libonnxruntime.so"
+size_kb="$(du -sk "$publish" | cut -f1)"
+step "linux-x64 publish of a CPU app: $((size_kb / 1024)) MB ($(find "$publish" -type f | wc -l) files; bound $max_publish_mb MB)"
+(( size_kb <= max_publish_mb * 1024 )) || fail "the linux-x64 publish is $((size_kb / 1024)) MB, over $max_publish_mb MB"
+
+step "OK: apps on Microsoft.Extensions 10.0.x, ONNX Runtime 1.31.1 and Microsoft.Extensions.AI 10.5.0 build and generate; no runtime package gives a clear message"
