@@ -59,7 +59,7 @@ echo "$version" >"$feed/version.txt"
 # Dependencies are minimum versions (an app may bring newer ones); only ImageSharp is capped, below 3.0.
 for id in Sdxl.Net Sdxl.Net.Extensions.AI Sdxl.Net.Runtime.Cpu Sdxl.Net.Runtime.Cuda; do
   nuspec="$(unzip -p "$feed/$id.$version.nupkg" "$id.nuspec")"
-  pinned="$(grep -o '<dependency id="[^"]*" version="\[[^"]*"' <<<"$nuspec" | grep -v 'id="SixLabors.ImageSharp" version="\[2\.1\.13, 3\.0)"' || true)"
+  pinned="$(grep -o '<dependency id="[^"]*" version="\[[^"]*"' <<<"$nuspec" | grep -v 'id="SixLabors.ImageSharp" version="\[2\.1\.13, 3\.0\.0)"' || true)"
   [[ -z "$pinned" ]] || fail "$id pins exact or bounded versions: $pinned"
 done
 sdxl_nuspec="$(unzip -p "$feed/Sdxl.Net.$version.nupkg" Sdxl.Net.nuspec)"
@@ -84,7 +84,7 @@ for nupkg in "${tools[@]}"; do
 done
 linux_tool="$(unzip -l "$feed/Sdxl.Cli.linux-x64.$version.nupkg")"
 grep -q "tools/net10.0/linux-x64/libonnxruntime.so" <<<"$linux_tool" || fail "the linux-x64 tool lacks ONNX Runtime's CPU library"
-if grep -Ei "onnxruntime[^ ]*\.dll|providers_cuda|/win-|/osx-" <<<"$linux_tool"; then
+if grep -Ei "/onnxruntime[^/ ]*\.dll$|providers_(cuda|tensorrt)|/win-|/osx-" <<<"$linux_tool"; then
   fail "the linux-x64 tool carries other platforms' or CUDA natives (above)"
 fi
 

@@ -27,6 +27,7 @@ internal static class GenerateCommand
         }
 
         GenerationRequest? fromImage = null;
+        RecipeReplay? replay = null;
         if (options.Optional("from-image") is { } recipePng)
         {
             if (!File.Exists(recipePng))
@@ -46,6 +47,7 @@ internal static class GenerateCommand
             }
 
             fromImage = recipe.Request;
+            replay = new RecipeReplay(recipePng, recipe);
         }
 
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
@@ -121,6 +123,7 @@ internal static class GenerateCommand
             throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
         }
 
+        replay?.CheckRefiner(refinerDir);
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
         {
@@ -139,6 +142,8 @@ internal static class GenerateCommand
                 mask = LoadImage(options.Required("mask"), "--mask");
             }
 
+            replay?.CheckInput(image, "--image", replay.Recipe.Inputs?.ImageSha256);
+            replay?.CheckInput(mask, "--mask", replay.Recipe.Inputs?.MaskSha256);
             if (strength is <= 0)
             {
                 throw new UsageException("--strength must be greater than 0 and at most 1");
@@ -151,13 +156,15 @@ internal static class GenerateCommand
 
         var vaeSampling = options.Optional("vae-sampling") switch
         {
-            null or "sample" => VaeSampling.Sample,
+            null => fromImage?.VaeSampling ?? VaeSampling.Sample,
+            "sample" => VaeSampling.Sample,
             "mean" => VaeSampling.Mean,
             var other => throw new UsageException($"--vae-sampling must be sample or mean; got '{other}'"),
         };
         var resize = options.Optional("resize") switch
         {
-            null or "stretch" => ImageResizeMode.Stretch,
+            null => fromImage?.ResizeMode ?? ImageResizeMode.Stretch,
+            "stretch" => ImageResizeMode.Stretch,
             "crop" => ImageResizeMode.CenterCrop,
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
@@ -220,6 +227,7 @@ internal static class GenerateCommand
             InitialLatents = latents,
             Conditioning = conditioning,
             HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,
+            UseRefiner = fromImage?.UseRefiner ?? true,
             Image = image,
             Mask = mask,
             Strength = strength,
@@ -234,6 +242,7 @@ internal static class GenerateCommand
             throw new UsageException("--cuda-graph needs --device cuda[:N] or tensorrt[:N]");
         }
 
+        replay?.CheckLatents(latents);
         var builder = SdxlPipeline.CreateBuilder().WithModel(model)
             .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph })
             .WithMemoryMode(memoryMode);
@@ -241,6 +250,8 @@ internal static class GenerateCommand
         {
             builder.WithTiledVae();
         }
+
+        replay?.Apply(builder, vaeTiling);
 
         if (scheduler is not null)
         {
@@ -259,7 +270,7 @@ internal static class GenerateCommand
 
         if (refinerDir is not null)
         {
-            builder.WithRefiner(refinerDir, new RefinerOptions
+            builder.WithRefiner(refinerDir, replay?.RefinerOptions(highNoise, aesthetic, negativeAesthetic) ?? new RefinerOptions
             {
                 HighNoiseFraction = highNoise ?? 0.8,
                 AestheticScore = aesthetic ?? 6.0,

@@ -369,6 +369,8 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Provenance = GenerationProvenance.Create(plan.SchedulerName, plan.Scheduler, _model.SchedulerConfig, _settings.ConfigureScheduler,
+                _settings.RefinerDirectory, _settings.RefinerOptions, plan.HighNoiseFraction, plan.Refine, _settings.TiledVae),
         };
     }
 
