@@ -28,6 +28,9 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+# The apps write their demo models under the temp folder: keep them in $work, removed at the end, even when an app
+# ends without running its exit handlers (app d fails on purpose).
+mkdir -p "$work/run-temp"
 
 fail() { echo "consumer-test: FAIL: $*" >&2; exit 1; }
 step() { echo "consumer-test: $*"; }
@@ -101,7 +104,7 @@ build_app ExtensionsApp
 for id in Microsoft.Extensions.Hosting Microsoft.Extensions.DependencyInjection.Abstractions Microsoft.Extensions.Logging.Abstractions; do
   [[ "$(resolved ExtensionsApp "$id")" == 10.0.* ]] || fail "ExtensionsApp resolved $id $(resolved ExtensionsApp "$id"), not 10.0.x"
 done
-(cd "$work/ExtensionsApp" && dotnet run -c Release --no-build -- "$work/extensions.png") || fail "ExtensionsApp failed"
+(cd "$work/ExtensionsApp" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "$work/extensions.png") || fail "ExtensionsApp failed"
 expect_png "$work/extensions.png"
 
 step "b. Microsoft.ML.OnnxRuntime 1.31.1 chosen by the app"
@@ -112,7 +115,7 @@ for id in Microsoft.ML.OnnxRuntime Microsoft.ML.OnnxRuntime.Managed; do
   [[ "$(resolved OnnxRuntimeApp "$id")" == 1.31.1 ]] || fail "OnnxRuntimeApp resolved $id $(resolved OnnxRuntimeApp "$id"), not the app's 1.31.1"
 done
 grep -qi '"Microsoft.ML.OnnxRuntime.Gpu' "$work/OnnxRuntimeApp/obj/project.assets.json" && fail "OnnxRuntimeApp restored a GPU runtime package"
-(cd "$work/OnnxRuntimeApp" && dotnet run -c Release --no-build -- "" "$work/onnxruntime.png") || fail "OnnxRuntimeApp failed"
+(cd "$work/OnnxRuntimeApp" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "" "$work/onnxruntime.png") || fail "OnnxRuntimeApp failed"
 expect_png "$work/onnxruntime.png"
 
 step "c. Microsoft.Extensions.AI 10.x and the Sdxl.Net.Extensions.AI README snippet"
@@ -125,7 +128,7 @@ awk '/^```csharp$/ {inside = 1; next} /^```$/ && inside {exit} inside' "$repo/sr
 grep -q "SdxlImageGenerator" "$work/AiApp/Program.cs" || fail "no C# snippet found in src/Sdxl.Net.Extensions.AI/README.md"
 build_app AiApp
 [[ "$(resolved AiApp Microsoft.Extensions.AI)" == 10.5.0 ]] || fail "AiApp resolved Microsoft.Extensions.AI $(resolved AiApp Microsoft.Extensions.AI)"
-(cd "$work/AiApp" && dotnet run -c Release --no-build) || fail "AiApp (the README snippet) failed"
+(cd "$work/AiApp" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build) || fail "AiApp (the README snippet) failed"
 ls "$work/AiApp"/*.png >/dev/null 2>&1 || fail "the README snippet wrote no PNG"
 expect_png "$(ls "$work/AiApp"/*.png | head -n 1)"
 
@@ -133,7 +136,7 @@ step "d. Sdxl.Net without a runtime package"
 new_app NoRuntimeApp "Sdxl.Net@$version"
 cp "$repo/samples/QuickStart/Program.cs" "$work/NoRuntimeApp/"
 build_app NoRuntimeApp
-if (cd "$work/NoRuntimeApp" && dotnet run -c Release --no-build -- "" "$work/none.png" >"$work/none.log" 2>&1); then
+if (cd "$work/NoRuntimeApp" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "" "$work/none.png" >"$work/none.log" 2>&1); then
   fail "NoRuntimeApp ran without ONNX Runtime's native library"
 fi
 grep -q "Sdxl.Net.Runtime.Cpu" "$work/none.log" || { cat "$work/none.log" >&2; fail "the missing native library was not reported with the package to add"; }

@@ -28,6 +28,7 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+mkdir -p "$work/run-temp"
 
 fail() { echo "pack-smoke-test: FAIL: $*" >&2; exit 1; }
 step() { echo "pack-smoke-test: $*"; }
@@ -91,7 +92,7 @@ fi
 step "installing the tool from the feed and running its demo"
 (dotnet tool install Sdxl.Cli --version "$version" --tool-path "$work/tool" --add-source "$feed" >/dev/null) || fail "dotnet tool install Sdxl.Cli"
 "$work/tool/sdxl" --version | grep -q "$version" || fail "sdxl --version does not print $version"
-"$work/tool/sdxl" demo --steps 2 --output "$work/tool-demo.png" || fail "the installed sdxl demo failed"
+TMPDIR="$work/run-temp/" "$work/tool/sdxl" demo --steps 2 --output "$work/tool-demo.png" || fail "the installed sdxl demo failed"
 [[ "$(head -c 8 "$work/tool-demo.png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "the tool's demo wrote no PNG"
 
 step "creating a console app that uses the package"
@@ -120,7 +121,7 @@ step "building and running the quick start"
 (cd "$app" && dotnet build -c Release -nologo -v q) || fail "the quick start does not build against the package"
 grep -q "\"Sdxl.Net/$version\"" "$app/obj/project.assets.json" || fail "the app did not resolve Sdxl.Net $version from the package feed"
 png="$app/quickstart.png"
-(cd "$app" && dotnet run -c Release --no-build -- "" "$png") || fail "the quick start failed"
+(cd "$app" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "" "$png") || fail "the quick start failed"
 
 [[ -s "$png" ]] || fail "the quick start wrote no $png"
 [[ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "$png is not a PNG"
