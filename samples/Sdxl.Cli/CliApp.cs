@@ -20,6 +20,9 @@ internal static class CliApp
 
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
 
+    // synth's --refiner is a switch; generate's --refiner takes a folder.
+    private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         bool verbose = args.Contains("--verbose");
@@ -61,7 +64,7 @@ internal static class CliApp
                 return Ok;
             }
 
-            var options = new CliArguments(rest, Flags);
+            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags);
 
             return command switch
             {
@@ -71,7 +74,8 @@ internal static class CliApp
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
+                "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo, synth; see --help)"),
             };
         }
         catch (UsageException e)
@@ -226,6 +230,8 @@ internal static class CliApp
           buckets   [--width W --height H]
           demo      [--output FILE.png (sdxl-demo.png in the temp folder)] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
+          synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]
+                    (writes a random-weight folder; full = SDXL's real structure and size, ~13.9 GB fp32 / 7 GB fp16)
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
           dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm

@@ -15,7 +15,7 @@ public static class SyntheticSdxlModel
     /// <summary>The size of the vocabulary written to tokenizer/ and tokenizer_2/; the least allowed VocabSize.</summary>
     public static int MinimumVocabSize => ClipVocabulary.Count;
 
-    private const string DiffusersVersion = "0.40.0.dev0";
+    internal const string DiffusersVersion = "0.40.0.dev0";
 
     private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
 
@@ -79,7 +79,7 @@ public static class SyntheticSdxlModel
         graph.Save(Path.Combine(folder, "model.onnx"), externalData);
     }
 
-    private static void WriteJson(string path, JsonObject json)
+    internal static void WriteJson(string path, JsonObject json)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, json.ToJsonString(IndentedJson) + "\n");
@@ -118,7 +118,7 @@ public static class SyntheticSdxlModel
     }
 
     /// <summary>stabilityai/stable-diffusion-xl-base-1.0's scheduler, as current diffusers saves it.</summary>
-    private static JsonObject SchedulerConfig() => new()
+    internal static JsonObject SchedulerConfig() => new()
     {
         ["_class_name"] = "EulerDiscreteScheduler",
         ["_diffusers_version"] = DiffusersVersion,

@@ -10,7 +10,9 @@ internal static class SessionFactory
     /// <param name="component">The component name (CUDA graphs are enabled for the <c>unet</c> only).</param>
     /// <param name="options">The provider options.</param>
     /// <param name="provider">The provider the session was created with.</param>
-    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider)
+    /// <param name="customization">Initializer overrides and related settings (the weights overlay), or <see langword="null"/>.</param>
+    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider,
+        SessionCustomization? customization = null)
     {
         if (!File.Exists(modelPath))
         {
@@ -34,7 +36,8 @@ internal static class SessionFactory
             SessionOptions? sessionOptions = null;
             try
             {
-                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options));
+                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options), component);
+                customization?.ApplyTo(sessionOptions);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
@@ -74,7 +77,7 @@ internal static class SessionFactory
     public static bool UsesCudaGraph(string component, ExecutionProviderKind kind, ExecutionProviderOptions options) =>
         options.EnableCudaGraph && component == "unet" && kind is ExecutionProviderKind.Cuda or ExecutionProviderKind.TensorRT;
 
-    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph)
+    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph, string component)
     {
         var so = new SessionOptions
         {
@@ -97,7 +100,7 @@ internal static class SessionFactory
                 case ExecutionProviderKind.TensorRT:
                     using (var trt = new OrtTensorRTProviderOptions())
                     {
-                        trt.UpdateOptions(TensorRTSettings(options, cudaGraph));
+                        trt.UpdateOptions(TensorRTSettings(options, cudaGraph, component));
                         so.AppendExecutionProvider_Tensorrt(trt);
                     }
 
@@ -145,7 +148,7 @@ internal static class SessionFactory
     }
 
     /// <summary>The TensorRT provider's option strings for <paramref name="options"/>.</summary>
-    internal static Dictionary<string, string> TensorRTSettings(ExecutionProviderOptions options, bool cudaGraph)
+    internal static Dictionary<string, string> TensorRTSettings(ExecutionProviderOptions options, bool cudaGraph, string component = "")
     {
         var settings = new Dictionary<string, string>
         {
@@ -167,6 +170,13 @@ internal static class SessionFactory
         {
             settings["trt_timing_cache_enable"] = "1";
             settings["trt_timing_cache_path"] = timing;
+        }
+
+        if (options.TensorRTProfile?.For(component) is { } profile)
+        {
+            settings["trt_profile_min_shapes"] = profile.Min;
+            settings["trt_profile_opt_shapes"] = profile.Opt;
+            settings["trt_profile_max_shapes"] = profile.Max;
         }
 
         return settings;
