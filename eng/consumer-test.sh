@@ -93,8 +93,9 @@ using Sdxl.Net.Imaging;
 
 var builder = Host.CreateApplicationBuilder(args);
 builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Sdxl:ModelPath"] = DemoModel.WriteToTempFolder() });
-builder.Services.AddSdxl(o => builder.Configuration.GetSection("Sdxl").Bind(o));
+builder.Services.AddSdxl(builder.Configuration.GetSection("Sdxl"));
 using var host = builder.Build();
+await host.StartAsync();                        // validates the options (ValidateOnStart)
 var pipeline = host.Services.GetRequiredService<SdxlPipeline>();
 var result = await pipeline.GenerateAsync(new GenerationRequest { Prompt = "a lighthouse", Width = 64, Height = 64, Steps = 2, Seed = 1 });
 using var image = result.Images[0].ToImage();

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.Diagnostics;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Models;
 using Sdxl.Net.Randomness;
@@ -48,13 +49,11 @@ public sealed class SdxlPipeline : IDisposable
             throw;
         }
 
-        _logger.LogInformation("Loaded SDXL model '{Model}' on {Provider} in {Elapsed} ms (scheduler {Scheduler})",
-            settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
+        SdxlLog.ModelLoaded(_logger, settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
         if (_model.VaeForceUpcast && _model.VaeDecoder.FloatType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
         {
             // diffusers runs such a VAE in float32 (force_upcast); an ONNX graph's precision is fixed at export.
-            _logger.LogWarning("vae_decoder has float16 I/O and its config sets force_upcast: the SDXL VAE overflows in float16 "
-                + "(NaN images). Prefer an fp32 VAE export or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            SdxlLog.Float16VaeWithForceUpcast(_logger);
         }
     }
 
@@ -86,18 +85,31 @@ public sealed class SdxlPipeline : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(request);
         var plan = Validate(request);
-        var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (_settings.Sinks.Length > 0)
-        {
-            progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
-            foreach (var sink in _settings.Sinks)
-            {
-                await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
-            }
-        }
 
-        progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
-        return result;
+        // Traces (a span per generation and per phase) and metrics (duration, steps/s) ride on the progress reports.
+        using var telemetry = GenerationTelemetry.Start(_model.Directory, plan.SchedulerName, request.Steps, plan.Width, plan.Height, progress);
+        try
+        {
+            progress = telemetry.Progress;
+            var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
+            if (_settings.Sinks.Length > 0)
+            {
+                progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
+                foreach (var sink in _settings.Sinks)
+                {
+                    await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+            telemetry.Succeeded();
+            return result;
+        }
+        catch (Exception e)
+        {
+            telemetry.Failed(e);
+            throw;
+        }
     }
 
     /// <summary>Releases every ONNX session (base and refiner).</summary>
@@ -343,7 +355,7 @@ public sealed class SdxlPipeline : IDisposable
         var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
         DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
-        _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
+        SdxlLog.BaseDenoised(_logger, timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
@@ -529,7 +541,7 @@ public sealed class SdxlPipeline : IDisposable
         var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
             (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
-        _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
+        SdxlLog.Refined(_logger, timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
     private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r)
@@ -552,7 +564,7 @@ public sealed class SdxlPipeline : IDisposable
                 }
 
                 _refiner = refiner;
-                _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
+                SdxlLog.RefinerLoaded(_logger, _settings.RefinerDirectory!, watch.ElapsedMilliseconds);
             }
 
             var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
