@@ -35,30 +35,7 @@ mkdir -p "$work/run-temp"
 fail() { echo "consumer-test: FAIL: $*" >&2; exit 1; }
 step() { echo "consumer-test: $*"; }
 
-# new_app NAME PACKAGE@VERSION...: a console app with the local feed, the given packages and the demo model writer.
-new_app() {
-  local name="$1"; shift
-  local app="$work/$name"
-  mkdir -p "$app"
-  cat >"$app/nuget.config" <<XML
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <clear />
-    <add key="local" value="$feed" />
-    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-  </packageSources>
-</configuration>
-XML
-  (cd "$app" && dotnet new console -n "$name" -o . --framework net10.0 --no-restore >/dev/null) || fail "dotnet new console ($name)"
-  local package
-  for package in "$@"; do
-    (cd "$app" && dotnet add package "${package%@*}" --version "${package#*@}" --no-restore >/dev/null) || fail "$name: dotnet add package $package"
-  done
-  # The demo model writer is a repository-only helper (it does not depend on Sdxl.Net).
-  (cd "$app" && dotnet add reference "$repo/src/Sdxl.Net.Synthetic/Sdxl.Net.Synthetic.csproj" >/dev/null) || fail "$name: dotnet add reference"
-  cp "$repo/samples/QuickStart/DemoModel.cs" "$app/"
-}
+source "$repo/eng/consumer-app.sh"
 
 # build_app NAME: restores and builds; NU1605 (downgrade) and NU1608 (outside a dependency's range) fail it.
 build_app() {
@@ -75,11 +52,6 @@ build_app() {
 # resolved NAME ID: the version of package ID that app NAME restored.
 resolved() {
   grep -o "\"$2/[^\"]*\"" "$work/$1/obj/project.assets.json" | head -n 1 | sed 's|.*/\(.*\)"|\1|'
-}
-
-expect_png() {
-  [[ -s "$1" ]] || fail "$1 was not written"
-  [[ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "$1 is not a PNG"
 }
 
 step "a. Microsoft.Extensions.* 10.0.x"

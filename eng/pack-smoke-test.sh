@@ -32,6 +32,7 @@ mkdir -p "$work/run-temp"
 
 fail() { echo "pack-smoke-test: FAIL: $*" >&2; exit 1; }
 step() { echo "pack-smoke-test: $*"; }
+source "$repo/eng/consumer-app.sh"
 
 step "packing $version into $feed"
 mkdir -p "$feed"
@@ -93,36 +94,17 @@ step "installing the tool from the feed and running its demo"
 (dotnet tool install Sdxl.Cli --version "$version" --tool-path "$work/tool" --add-source "$feed" >/dev/null) || fail "dotnet tool install Sdxl.Cli"
 "$work/tool/sdxl" --version | grep -q "$version" || fail "sdxl --version does not print $version"
 TMPDIR="$work/run-temp/" "$work/tool/sdxl" demo --steps 2 --output "$work/tool-demo.png" || fail "the installed sdxl demo failed"
-[[ "$(head -c 8 "$work/tool-demo.png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "the tool's demo wrote no PNG"
+expect_png "$work/tool-demo.png"
 
 step "creating a console app that uses the package"
-app="$work/app"
-mkdir -p "$app"
-cat >"$app/nuget.config" <<XML
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <clear />
-    <add key="local" value="$feed" />
-    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-  </packageSources>
-</configuration>
-XML
-# The app lives outside the repository, so none of its Directory.*.props apply: it sees what a user sees.
-(cd "$app" && dotnet new console -n SmokeApp -o . --framework net10.0 --no-restore >/dev/null) || fail "dotnet new console"
-for id in Sdxl.Net Sdxl.Net.Runtime.Cpu; do
-  (cd "$app" && dotnet add package "$id" --version "$version" --no-restore >/dev/null) || fail "dotnet add package $id"
-done
-# The quick start writes its demo model with Sdxl.Net.Synthetic (a repository-only helper that does not depend on Sdxl.Net).
-(cd "$app" && dotnet add reference "$repo/src/Sdxl.Net.Synthetic/Sdxl.Net.Synthetic.csproj" >/dev/null) || fail "dotnet add reference"
-cp "$repo/samples/QuickStart/Program.cs" "$repo/samples/QuickStart/DemoModel.cs" "$app/"
+new_app SmokeApp "Sdxl.Net@$version" "Sdxl.Net.Runtime.Cpu@$version"
+app="$work/SmokeApp"
+cp "$repo/samples/QuickStart/Program.cs" "$app/"
 
 step "building and running the quick start"
 (cd "$app" && dotnet build -c Release -nologo -v q) || fail "the quick start does not build against the package"
 grep -q "\"Sdxl.Net/$version\"" "$app/obj/project.assets.json" || fail "the app did not resolve Sdxl.Net $version from the package feed"
 png="$app/quickstart.png"
 (cd "$app" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "" "$png") || fail "the quick start failed"
-
-[[ -s "$png" ]] || fail "the quick start wrote no $png"
-[[ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "$png is not a PNG"
+expect_png "$png"
 step "OK: packages $version build, and the packed Sdxl.Net runs the README quick start"
