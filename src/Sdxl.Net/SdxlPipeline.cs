@@ -174,12 +174,24 @@ public sealed class SdxlPipeline : IDisposable
             throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
         }
 
+        CheckMemory(r, width, height);
         var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
         var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
         return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
+    }
+
+    /// <summary>Refuses, before any work, a generation whose activations cannot fit in the memory left (CPU provider).</summary>
+    private void CheckMemory(GenerationRequest r, int width, int height)
+    {
+        int scale = _model.VaeScaleFactor;
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1, height / scale, width / scale);
+        int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
+        long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
+        long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
+        MemoryGuard.CheckGeneration(unet, decode, unetToLoad, _settings.Provider, width, height, r.BatchSize, _settings.TiledVae is not null);
     }
 
     private static IScheduler CreateConfiguredScheduler(SdxlPipelineSettings settings, SdxlModelFolder model)

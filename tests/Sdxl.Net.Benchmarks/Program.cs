@@ -8,6 +8,9 @@ return args.FirstOrDefault() switch
     "overhead" => await OverheadCommand.RunAsync(CommandOptions.Parse(args[1..])),
     "soak" => await SoakCommand.RunAsync(CommandOptions.Parse(args[1..])),
     "gpu-check" => await GpuCheckCommand.RunAsync(CommandOptions.Parse(args[1..])),
+    "scale" => await ScaleCommand.RunAsync(CommandOptions.Parse(args[1..])),
+    "scale-run" => await ScaleCommand.RunChildAsync(CommandOptions.Parse(args[1..])),
+    "scale-load" => ScaleCommand.RunLoadChild(CommandOptions.Parse(args[1..])),
     _ => RunBenchmarks(args),
 };
 

@@ -55,6 +55,9 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>Pixels per latent cell (2^(VAE levels − 1), 8 for SDXL).</summary>
     public int VaeScaleFactor { get; private set; } = 8;
 
+    /// <summary>The VAE's first block_out_channels entry: the width of its full-resolution feature maps (128 in SDXL).</summary>
+    public int VaeFirstChannels { get; private set; } = 128;
+
     /// <summary>Width and height must be multiples of this: VAE factor × 2^(UNet down levels − 1).</summary>
     public int PixelMultiple { get; private set; } = 32;
 
@@ -171,12 +174,22 @@ internal sealed class SdxlModelFolder : IDisposable
         if (vae.GetInt32Array("block_out_channels") is { Length: > 0 } vaeBlocks)
         {
             VaeScaleFactor = 1 << (vaeBlocks.Length - 1);
+            VaeFirstChannels = vaeBlocks[0];
         }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
         int downLevels = unetConfig.GetInt32Array("block_out_channels")?.Length ?? 3;
         PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
         DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
+
+        // Refuse, before any session exists, a folder whose sessions cannot fit in memory.
+        var components = new List<string> { "text_encoder", "text_encoder_2", "unet", "vae_decoder" };
+        if (loadVaeEncoder)
+        {
+            components.Add("vae_encoder");
+        }
+
+        MemoryGuard.CheckLoad(Directory, components, options);
 
         // Per-phase loading: every session is still opened here, its signature read and checked, then closed.
         var residency = options.MemoryMode == MemoryMode.LoadPerPhase ? new SessionResidency() : null;
