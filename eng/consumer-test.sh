@@ -5,9 +5,9 @@
 #   b. Microsoft.ML.OnnxRuntime 1.31.1 chosen by the app (instead of Sdxl.Net.Runtime.Cpu)
 #   c. Microsoft.Extensions.AI 10.x with the Sdxl.Net.Extensions.AI README snippet
 #   d. Sdxl.Net without a runtime package: the first pipeline must fail with a message naming Sdxl.Net.Runtime.Cpu
+#   e. Sdxl.Net.Runtime.Cuda: builds, and its linux-x64 publish carries no Windows binaries
 # Each must restore and build with no NU1605/NU1608 and (a–c) generate an image with the tiny random-weight demo model.
-# Then `dotnet publish -r linux-x64` of app (a), a CPU app: its size is printed and bounded, and it must contain no
-# Windows binaries.
+# `dotnet publish -r linux-x64` of apps a (CPU) and e (CUDA): sizes printed and bounded, no Windows binaries.
 #
 #   eng/consumer-test.sh FEED VERSION     (FEED holds the packages of that VERSION, e.g. from eng/pack-smoke-test.sh)
 set -euo pipefail
@@ -20,6 +20,9 @@ cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
 # The bound of the linux-x64 CPU publish (framework-dependent): 33 MB measured, of which ONNX Runtime's linux-x64
 # natives are most; the GPU package made it 513 MB.
 max_publish_mb=50
+# The CUDA app: ONNX Runtime's linux-x64 CUDA and TensorRT providers are about 300 MB; without the dropped Windows
+# DLLs of Microsoft.ML.OnnxRuntime.Gpu.Windows it measured 310 MB (515 MB with them).
+max_cuda_publish_mb=360
 
 cleanup() {
   rm -rf "$work"
@@ -114,15 +117,30 @@ if (cd "$work/NoRuntimeApp" && TMPDIR="$work/run-temp/" dotnet run -c Release --
 fi
 grep -q "Sdxl.Net.Runtime.Cpu" "$work/none.log" || { cat "$work/none.log" >&2; fail "the missing native library was not reported with the package to add"; }
 
-step "publishing app a for linux-x64"
-publish="$work/publish"
-(cd "$work/ExtensionsApp" && dotnet publish -c Release -r linux-x64 --self-contained false -o "$publish" -nologo -v q >/dev/null) \
-  || fail "dotnet publish -r linux-x64 (NETSDK1152 means two ONNX Runtime native packages)"
-windows="$(find "$publish" -iname '*.dll' -exec sh -c 'head -c 2 "$1" | grep -q MZ && ! grep -q "BSJB" "$1" && echo "$1"' _ {} \; ; find "$publish" -ipath '*win-*' -o -iname '*.lib' -o -iname '*.exe')"
-[[ -z "$windows" ]] || fail "the linux-x64 publish carries Windows binaries: $windows"
-[[ -f "$publish/libonnxruntime.so" ]] || fail "the linux-x64 publish lacks libonnxruntime.so"
-size_kb="$(du -sk "$publish" | cut -f1)"
-step "linux-x64 publish of a CPU app: $((size_kb / 1024)) MB ($(find "$publish" -type f | wc -l) files; bound $max_publish_mb MB)"
-(( size_kb <= max_publish_mb * 1024 )) || fail "the linux-x64 publish is $((size_kb / 1024)) MB, over $max_publish_mb MB"
+# publish_linux NAME MAX_MB: `dotnet publish -r linux-x64` of app NAME; fails on Windows binaries or above MAX_MB.
+publish_linux() {
+  local publish="$work/publish-$1"
+  (cd "$work/$1" && dotnet publish -c Release -r linux-x64 --self-contained false -o "$publish" -nologo -v q >/dev/null) \
+    || fail "$1: dotnet publish -r linux-x64 (NETSDK1152 means two ONNX Runtime native packages)"
+  local windows
+  windows="$(find "$publish" -iname '*.dll' -exec sh -c 'head -c 2 "$1" | grep -q MZ && ! grep -q "BSJB" "$1" && echo "$1"' _ {} \; ; find "$publish" -ipath '*win-*' -o -iname '*.lib' -o -iname '*.exe')"
+  [[ -z "$windows" ]] || fail "the linux-x64 publish of $1 carries Windows binaries: $windows"
+  [[ -f "$publish/libonnxruntime.so" ]] || fail "the linux-x64 publish of $1 lacks libonnxruntime.so"
+  local size_kb
+  size_kb="$(du -sk "$publish" | cut -f1)"
+  step "linux-x64 publish of $1: $((size_kb / 1024)) MB ($(find "$publish" -type f | wc -l) files; bound $2 MB)"
+  (( size_kb <= $2 * 1024 )) || fail "the linux-x64 publish of $1 is $((size_kb / 1024)) MB, over $2 MB"
+  rm -rf "$publish"
+}
+
+step "publishing app a (CPU) for linux-x64"
+publish_linux ExtensionsApp "$max_publish_mb"
+
+step "e. Sdxl.Net.Runtime.Cuda: a linux-x64 publish without the Windows CUDA binaries"
+new_app CudaApp "Sdxl.Net@$version" "Sdxl.Net.Runtime.Cuda@$version"
+cp "$repo/samples/QuickStart/Program.cs" "$work/CudaApp/"
+build_app CudaApp
+[[ -f "$work/CudaApp/bin/Release/net10.0/runtimes/linux-x64/native/libonnxruntime_providers_cuda.so" ]] || fail "CudaApp has no CUDA provider library"
+publish_linux CudaApp "$max_cuda_publish_mb"
 
 step "OK: apps on Microsoft.Extensions 10.0.x, ONNX Runtime 1.31.1 and Microsoft.Extensions.AI 10.5.0 build and generate; no runtime package gives a clear message"

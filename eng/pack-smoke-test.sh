@@ -72,6 +72,8 @@ fi
 grep -q '<dependency id="Microsoft.ML.OnnxRuntime" version="' <<<"$(unzip -p "$feed/Sdxl.Net.Runtime.Cpu.$version.nupkg" Sdxl.Net.Runtime.Cpu.nuspec)" \
   || fail "Sdxl.Net.Runtime.Cpu does not depend on Microsoft.ML.OnnxRuntime"
 cuda_nuspec="$(unzip -p "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" Sdxl.Net.Runtime.Cuda.nuspec)"
+unzip -l "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" | grep -q "buildTransitive/net10.0/Sdxl.Net.Runtime.Cuda.targets" \
+  || fail "Sdxl.Net.Runtime.Cuda lacks the targets that keep Windows DLLs out of non-Windows publishes"
 for native in Microsoft.ML.OnnxRuntime.Gpu.Linux Microsoft.ML.OnnxRuntime.Gpu.Windows; do
   grep -q "<dependency id=\"$native\"" <<<"$cuda_nuspec" || fail "Sdxl.Net.Runtime.Cuda does not depend on $native"
 done
