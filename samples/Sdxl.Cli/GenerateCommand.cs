@@ -48,14 +48,21 @@ internal static class GenerateCommand
 
             fromImage = recipe.Request;
             replay = new RecipeReplay(recipePng, recipe);
+            var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
+            if (missing.Length > 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' used the embedding(s) {string.Join(", ", missing.Select(e => $"{e.Token} ({e.FileName})"))}; pass the same --embedding FILE:TOKEN");
+            }
         }
 
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
-        // Without --steps/--guidance the library's defaults apply (diffusers': 50 steps, guidance 5).
-        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? LibraryDefaults.Steps;
-        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? LibraryDefaults.GuidanceScale;
+        // Without --steps/--guidance (and no preset) the library's defaults apply (diffusers': 50 steps, guidance 5).
+        var fewStep = FewStepOptions.Parse(options);
+        var preview = PreviewWriter.Parse(options);
+        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? LibraryDefaults.Steps;
+        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? LibraryDefaults.GuidanceScale;
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
@@ -117,11 +124,7 @@ internal static class GenerateCommand
         };
         conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
 
-        var refinerDir = options.Optional("refiner");
-        if (refinerDir is not null && !Directory.Exists(refinerDir))
-        {
-            throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
-        }
+        var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
         replay?.CheckRefiner(refinerDir);
         var highNoise = options.Double("high-noise-fraction", 0, 1);
@@ -169,7 +172,7 @@ internal static class GenerateCommand
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
         };
-        var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
+        var scheduler = options.Optional("scheduler") ?? fewStep.Preset?.Scheduler ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
         long[]? seedList = null;
         if (options.Optional("seeds") is { } seedsText)
@@ -210,9 +213,13 @@ internal static class GenerateCommand
             // Record the Karras variant by its catalog name, so the PNG recipe selects it again.
             scheduler += "-karras";
         }
+        var (syntax, weighting) = CliApp.PromptSyntaxOptions(options, fromImage);
         var request = new GenerationRequest
         {
             Prompt = prompt,
+            PromptSyntax = syntax,
+            PromptWeighting = weighting,
+            ClipSkip = options.Int("clip-skip", 0, 64) ?? fromImage?.ClipSkip,
             Prompt2 = options.Optional("prompt-2") ?? fromImage?.Prompt2,
             NegativePrompt = options.Optional("negative-prompt") ?? fromImage?.NegativePrompt,
             NegativePrompt2 = options.Optional("negative-prompt-2") ?? fromImage?.NegativePrompt2,
@@ -233,7 +240,13 @@ internal static class GenerateCommand
             Strength = strength,
             ResizeMode = resize,
             VaeSampling = vaeSampling,
+            Eta = fewStep.Eta ?? fromImage?.Eta,
+            Timesteps = fewStep.Timesteps ?? (fewStep.Sigmas is null ? fromImage?.Timesteps : null),
+            Sigmas = fewStep.Sigmas ?? (fewStep.Timesteps is null ? fromImage?.Sigmas : null),
+            Preset = fewStep.Preset?.Name ?? fromImage?.Preset,
+            Preview = preview?.Options,
         };
+        var embeddings = options.All("embedding").Select(EmbeddingArgument).ToArray();
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
 
@@ -249,6 +262,11 @@ internal static class GenerateCommand
         if (vaeTiling)
         {
             builder.WithTiledVae();
+        }
+
+        foreach (var embedding in embeddings)
+        {
+            builder.AddEmbedding(embedding.Path, embedding.Token);
         }
 
         replay?.Apply(builder, vaeTiling);
@@ -282,7 +300,7 @@ internal static class GenerateCommand
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build();
-        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
+        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, preview is { } p ? new PreviewWriter(progress, p.Directory) : progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             stderr.WriteLine($"sdxl: warning: {warning}");
@@ -293,6 +311,29 @@ internal static class GenerateCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
+    }
+
+    /// <summary>
+    /// Parses <c>FILE[:TOKEN]</c>: the token follows the last colon when that part names no path (so <c>C:\e.safetensors</c>
+    /// stays a path); without one the trigger word is the file name, as in AUTOMATIC1111.
+    /// </summary>
+    internal static (string Path, string Token) EmbeddingArgument(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        bool hasToken = colon > 0 && colon < text.Length - 1 && text.AsSpan(colon + 1).IndexOfAny('/', '\\') < 0 && !File.Exists(text);
+        var path = hasToken ? text[..colon] : text;
+        var token = hasToken ? text[(colon + 1)..] : Path.GetFileNameWithoutExtension(path);
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"--embedding: file not found: '{path}'");
+        }
+
+        if (token.Length == 0 || token.Any(char.IsWhiteSpace))
+        {
+            throw new UsageException($"--embedding: the trigger word must be one word without spaces; got '{token}'");
+        }
+
+        return (path, token);
     }
 
     private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)

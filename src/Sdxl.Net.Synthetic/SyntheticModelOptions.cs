@@ -52,6 +52,9 @@ public sealed record SyntheticModelOptions
     /// </summary>
     public int UnetInChannels { get; init; } = 4;
 
+    /// <summary>Fixes the token axis of the UNet's <c>encoder_hidden_states</c> (as static-shape exports do); <see langword="null"/>: dynamic.</summary>
+    public int? UnetSequenceLength { get; init; }
+
     /// <summary>
     /// Stores the UNet weights in <c>unet/model.onnx_data</c> as ONNX external data, as real exports over 2 GB do.
     /// </summary>
@@ -93,6 +96,13 @@ public sealed record SyntheticModelOptions
     /// (<see cref="SyntheticSdxlModel.MinimumVocabSize"/>).
     /// </summary>
     public int VocabSize { get; init; } = 49408;
+
+    /// <summary>
+    /// Makes the UNet guidance-distilled like LCM-SDXL: it takes <c>timestep_cond</c> [B, dim] and adds a bias-free
+    /// projection of it to the sinusoidal time projection before <c>time_embedding.linear_1</c> (diffusers'
+    /// <c>cond_proj</c>); <c>unet/config.json</c> gets <c>time_cond_proj_dim</c>. <see langword="null"/>: a plain UNet.
+    /// </summary>
+    public int? TimeCondProjDim { get; init; }
 
     /// <summary>The seed of the random weights: equal options write byte-identical folders.</summary>
     public int Seed { get; init; } = 1;
@@ -146,6 +156,11 @@ public sealed record SyntheticModelOptions
         {
             throw new ArgumentOutOfRangeException(nameof(VocabSize), VocabSize,
                 $"VocabSize must be at least {SyntheticSdxlModel.MinimumVocabSize}, the size of the vocabulary written with the model.");
+        }
+
+        if (TimeCondProjDim is { } condDim)
+        {
+            RequireAtLeast(condDim, 1, nameof(TimeCondProjDim));
         }
 
         if (!Enum.IsDefined(Timestep))

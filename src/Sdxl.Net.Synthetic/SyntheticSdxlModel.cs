@@ -59,6 +59,27 @@ public static class SyntheticSdxlModel
         }
     }
 
+    /// <summary>
+    /// Writes a random-weight TAESD-XL-shaped preview decoder (diffusers' <c>AutoencoderTiny</c> decoder as optimum exports
+    /// it): <c>vae_decoder/model.onnx</c> with <c>latent_sample</c> [B, 4, h, w] (latents as the UNet sees them) →
+    /// <c>sample</c> [B, 3, 8h, 8w] in (−1, 1), and <c>config.json</c> with <c>scaling_factor</c> 1.0.
+    /// </summary>
+    /// <param name="directory">The folder to write (created if missing).</param>
+    /// <param name="seed">The seed of the random weights.</param>
+    public static void WriteTaesdDecoder(string directory, int seed = 1)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        Directory.CreateDirectory(directory);
+        SaveModel(directory, "vae_decoder", VaeGraphs.BuildTinyDecoder(WeightRandom.For(seed, 6)));
+        WriteJson(Path.Combine(directory, "config.json"), new JsonObject
+        {
+            ["_class_name"] = "AutoencoderTiny",
+            ["_diffusers_version"] = DiffusersVersion,
+            ["latent_channels"] = 4,
+            ["scaling_factor"] = 1.0,
+        });
+    }
+
     /// <summary>The number of UNet weights <paramref name="options"/> describes, counted without generating them.</summary>
     internal static long CountUnetParameters(SyntheticModelOptions options)
     {
@@ -219,7 +240,7 @@ public static class SyntheticSdxlModel
             ["out_channels"] = 4,
             ["projection_class_embeddings_input_dim"] = UnetGraph.AdditionTimeEmbedDim * options.TimeIdsWidth + options.ProjectionDim,
             ["sample_size"] = options.SampleSize,
-            ["time_cond_proj_dim"] = null,
+            ["time_cond_proj_dim"] = options.TimeCondProjDim,
             ["time_embedding_dim"] = 4 * channels[0],
             ["time_embedding_type"] = "positional",
             ["transformer_layers_per_block"] = 1,

@@ -30,12 +30,20 @@ internal static class UnetGraph
             TimestepInput.FloatVector1 => g.FloatInput("timestep", 1),
             _ => g.Cast(g.Input("timestep", DataType.Int64, "steps"), DataType.Float),
         };
-        var context = g.FloatInput("encoder_hidden_states", "batch_size", "sequence_length", options.CrossAttentionDim);
+        var context = g.FloatInput("encoder_hidden_states", "batch_size",
+            options.UnetSequenceLength is { } tokens ? (Dim)tokens : "sequence_length", options.CrossAttentionDim);
         var textEmbeds = g.FloatInput("text_embeds", "batch_size", options.ProjectionDim);
         var timeIds = g.FloatInput("time_ids", "batch_size", options.TimeIdsWidth);
 
         // Time embedding: sinusoidal timestep → MLP, plus the "text_time" addition embedding.
         var timeProjection = g.Sinusoidal(timestep, channels[0]);
+        if (options.TimeCondProjDim is { } condDim)
+        {
+            // diffusers' TimestepEmbedding: sample = sample + cond_proj(condition), before linear_1.
+            var condition = g.FloatInput("timestep_cond", "batch_size", condDim);
+            timeProjection = g.Node("Add", [timeProjection, g.Linear("time_embedding.cond_proj", condition, condDim, channels[0], bias: false)]);
+        }
+
         var timeEmbedding = g.Linear("time_embedding.linear_2",
             g.SiLU(g.Linear("time_embedding.linear_1", timeProjection, channels[0], timeEmbedDim)), timeEmbedDim, timeEmbedDim);
         var timeIdsEmbedding = g.Node("Reshape", [g.Sinusoidal(timeIds, AdditionTimeEmbedDim), g.Int64Constant(0, -1)]);

@@ -96,6 +96,9 @@ public sealed class GenerationResult
     /// <summary>The final latents [N, 4, h, w], when the request asked for them (<see cref="GenerationRequest.ReturnLatents"/>).</summary>
     public ReadOnlyMemory<float>? Latents { get; init; }
 
+    /// <summary>The textual-inversion embeddings the pipeline's text encoders carry.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
     /// <summary>What the pipeline decided beyond the request (sampler configuration, refiner, VAE tiling), for recipes.</summary>
     internal Imaging.GenerationProvenance? Provenance { get; init; }
 }

@@ -5,10 +5,13 @@ using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
 using Sdxl.Net.Diagnostics;
+using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Models;
+using Sdxl.Net.Previews;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Schedulers;
+using Sdxl.Net.Streaming;
 using Sdxl.Net.Text;
 
 namespace Sdxl.Net;
@@ -29,6 +32,7 @@ public sealed class SdxlPipeline : IDisposable
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
     private readonly object _refinerLock = new();
+    private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
     private bool _disposed;
@@ -38,7 +42,8 @@ public sealed class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
+        _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
@@ -112,6 +117,23 @@ public sealed class SdxlPipeline : IDisposable
         }
     }
 
+    /// <summary>
+    /// Generates the images of <paramref name="request"/> (writing them to the pipeline's sinks) while streaming its
+    /// progress: every phase change and denoising step (step, timestep, elapsed time, the previews
+    /// <see cref="GenerationRequest.Preview"/> asks for), then one final update with the result.
+    /// </summary>
+    /// <remarks>
+    /// Leaving the enumeration early (<c>break</c>, disposing the enumerator, or cancelling
+    /// <paramref name="cancellationToken"/>) cancels the generation and waits until it has stopped. Failures surface from
+    /// the enumeration as <see cref="GenerateAsync(GenerationRequest, IProgress{GenerationProgress}?, CancellationToken)"/> throws them.
+    /// </remarks>
+    public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(request);
+        return GenerationStream.Run((progress, ct) => GenerateAsync(request, progress, ct), cancellationToken);
+    }
+
     /// <summary>Releases every ONNX session (base and refiner).</summary>
     public void Dispose()
     {
@@ -122,6 +144,7 @@ public sealed class SdxlPipeline : IDisposable
 
         _disposed = true;
         _model.Dispose();
+        _previewDecoders.Dispose();
         lock (_refinerLock)
         {
             _refiner?.Dispose();
@@ -175,7 +198,8 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         CheckMemory(r, width, height);
-        var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
+        var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler, r.Eta);
+        PreviewRenderer.Validate(r.Preview);
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
@@ -187,7 +211,7 @@ public sealed class SdxlPipeline : IDisposable
     private void CheckMemory(GenerationRequest r, int width, int height)
     {
         int scale = _model.VaeScaleFactor;
-        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1, height / scale, width / scale);
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null, height / scale, width / scale);
         int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
         long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
         long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
@@ -245,7 +269,8 @@ public sealed class SdxlPipeline : IDisposable
         int batch = r.BatchSize;
         int width = plan.Width, height = plan.Height;
         int lh = height / _model.VaeScaleFactor, lw = width / _model.VaeScaleFactor;
-        bool cfg = r.GuidanceScale > 1;
+        // A guidance-distilled UNet (LCM) takes the guidance scale as an embedding instead: no CFG batch, as diffusers.
+        bool cfg = r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null;
         var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
 
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
@@ -294,19 +319,20 @@ public sealed class SdxlPipeline : IDisposable
             posIds.Length);
 
         // 3. Schedule: the full schedule, or diffusers' strength window for image inputs.
-        var run = plan.Scheduler.CreateRun(r.Steps);
+        //    A custom timesteps/sigmas list sets the step count (diffusers' retrieve_timesteps).
+        var (run, steps) = CustomSchedules.CreateRun(plan.Scheduler, r.Steps, r.Timesteps, r.Sigmas);
         TimestepRange window;
         if (mode == GenerationMode.TextToImage)
         {
             run.SetBeginIndex(0);
-            window = new TimestepRange(0, run.Timesteps.Count, r.Steps);
+            window = new TimestepRange(0, run.Timesteps.Count, steps);
         }
         else
         {
-            window = TimestepWindow.ForStrength(run, r.Steps, plan.Strength);
+            window = TimestepWindow.ForStrength(run, steps, plan.Strength);
             if (window.Count == 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {r.Steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
+                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
             }
         }
 
@@ -364,9 +390,9 @@ public sealed class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions, run.Order);
+        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint, extensions);
         SdxlLog.BaseDenoised(_logger, timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
 
@@ -394,6 +420,7 @@ public sealed class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Embeddings = _model.Embeddings?.Applied ?? [],
             Provenance = GenerationProvenance.Create(plan.SchedulerName, plan.Scheduler, _model.SchedulerConfig, _settings.ConfigureScheduler,
                 _settings.RefinerDirectory, _settings.RefinerOptions, plan.HighNoiseFraction, plan.Refine, _settings.TiledVae),
         };
@@ -541,7 +568,7 @@ public sealed class SdxlPipeline : IDisposable
             Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
             posIds.Length);
 
-        var run = scheduler.CreateRun(r.Steps);
+        var (run, _) = CustomSchedules.CreateRun(scheduler, r.Steps, r.Timesteps, r.Sigmas);
         var window = TimestepWindow.ForDenoisingStart(run, plan.HighNoiseFraction!.Value, refiner.SchedulerConfig.GetInt32("num_train_timesteps", 1000));
         if (window.Count == 0)
         {
@@ -550,9 +577,9 @@ public sealed class SdxlPipeline : IDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
-        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions, run.Order);
+        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint: null, extensions);
         SdxlLog.Refined(_logger, timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
@@ -564,7 +591,7 @@ public sealed class SdxlPipeline : IDisposable
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -579,7 +606,7 @@ public sealed class SdxlPipeline : IDisposable
                 SdxlLog.RefinerLoaded(_logger, _settings.RefinerDirectory!, watch.ElapsedMilliseconds);
             }
 
-            var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
+            var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!, r.Eta);
             return (_refiner, scheduler);
         }
     }
@@ -591,9 +618,28 @@ public sealed class SdxlPipeline : IDisposable
     private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
         int width, int height, bool isRefiner)
     {
-        _ = (model, r, conditioning, width, height, isRefiner);
-        return DenoisingExtensions.None;
+        _ = (conditioning, width, height);
+        var inputs = new List<IUNetInputProvider>();
+        var observers = new List<IDenoisingObserver>();
+        if (model.GuidanceEmbeddingDim is { } condDim)
+        {
+            inputs.Add(new GuidanceEmbedding(r.GuidanceScale, condDim));
+        }
+
+        if (r.StepEnd is { } stepEnd)
+        {
+            observers.Add(new StepEndCallbackObserver(stepEnd, isRefiner ? GenerationPhase.Refining : GenerationPhase.Denoising));
+        }
+
+        return inputs.Count == 0 && observers.Count == 0 ? DenoisingExtensions.None : new DenoisingExtensions(inputs, observers);
     }
+
+    /// <summary>Appends the progress reporter (steps, timesteps, previews) when someone listens; it runs after every other observer.</summary>
+    private DenoisingExtensions WithStepReporter(DenoisingExtensions extensions, GenerationRequest r, IProgress<GenerationProgress>? progress,
+        GenerationPhase phase, Stopwatch watch, RunOptions runOptions, int order) =>
+        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions, order) is { } reporter
+            ? extensions with { Observers = [.. extensions.Observers, reporter] }
+            : extensions;
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
     {
@@ -609,24 +655,8 @@ public sealed class SdxlPipeline : IDisposable
     }
 
     private static (PromptEmbedding Positive, PromptEmbedding Negative) EncodePrompts(
-        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions)
-    {
-        // diffusers: prompt_2 = prompt_2 or prompt; negative_prompt = negative_prompt or ""; negative_prompt_2 = negative_prompt_2 or negative_prompt.
-        var positive = PromptEncoder.Encode(model, r.Prompt, string.IsNullOrEmpty(r.Prompt2) ? r.Prompt : r.Prompt2, notes, runOptions);
-        if (!cfg)
-        {
-            return (positive, positive);
-        }
-
-        if (r.NegativePrompt is null && model.ForceZerosForEmptyPrompt)
-        {
-            return (positive, PromptEmbedding.ZerosLike(positive));
-        }
-
-        var negativeText = r.NegativePrompt ?? string.Empty;
-        var negative2 = string.IsNullOrEmpty(r.NegativePrompt2) ? negativeText : r.NegativePrompt2;
-        return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
-    }
+        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions) =>
+        PromptEncoders.For(r.PromptSyntax).EncodePair(model, PromptTexts.From(r), cfg, notes, runOptions);
 
     private static List<GeneratedImage> Decode(VaeDecoderModel decoder, VaeLatentScaling vaeLatents, int vaeScale, float[] latents,
         int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)
@@ -680,16 +710,5 @@ public sealed class SdxlPipeline : IDisposable
         }
 
         return true;
-    }
-
-    private static void ReportStep(IProgress<GenerationProgress>? progress, GenerationPhase phase, int step, int total, Stopwatch watch, Stopwatch stepWatch)
-    {
-        if (progress is null)
-        {
-            return;
-        }
-
-        var perStep = stepWatch.Elapsed / step;
-        progress.Report(new GenerationProgress(phase, step, total, watch.Elapsed, perStep * (total - step)));
     }
 }

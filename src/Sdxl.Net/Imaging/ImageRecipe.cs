@@ -61,6 +61,8 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        AppendPromptLanguage(sb, r, result);
+
         if (r.Image is not null)
         {
             sb.Append(CultureInfo.InvariantCulture, $", Denoising strength: {r.Strength ?? (r.Mask is not null ? 0.9999 : 0.3)}");
@@ -105,6 +107,13 @@ public static class ImageRecipe
             Strength = r.Strength,
         };
         AddSettings(recipe, result);
+        RecordPromptLanguage(recipe, r, result);
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -183,7 +192,7 @@ public static class ImageRecipe
         }
 
         var inputs = doc.Inputs;
-        return new StoredRecipe(new GenerationRequest
+        return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -202,15 +211,67 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner ?? true,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
             ResizeMode = inputs?.ResizeMode ?? ImageResizeMode.Stretch,
             VaeSampling = inputs?.VaeSampling ?? VaeSampling.Sample,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
+            Embeddings = doc.Embeddings ?? [],
             Scheduler = doc.SchedulerSettings,
             Refiner = doc.Refiner,
             Inputs = inputs,
             VaeTiling = doc.VaeTiling,
         };
+    }
+
+    // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
+    // written to the JSON only when they differ from the defaults, so plain recipes stay as they were.
+    private static void AppendPromptLanguage(StringBuilder sb, GenerationRequest r, GenerationResult result)
+    {
+        if (result.Embeddings.Count > 0)
+        {
+            sb.Append(", Embeddings: ").AppendJoin(", ", result.Embeddings.Select(e => e.Token));
+        }
+
+        if (r.PromptSyntax != Text.PromptSyntax.Plain)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Prompt syntax: {r.PromptSyntax}");
+            if (r.PromptWeighting != Text.PromptWeighting.Automatic1111)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", Prompt weighting: {r.PromptWeighting}");
+            }
+        }
+
+        if (r.ClipSkip is { } clipSkip and > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Clip skip: {clipSkip}");
+        }
+    }
+
+    private static void RecordPromptLanguage(RecipeDocument recipe, GenerationRequest r, GenerationResult result)
+    {
+        recipe.Embeddings = result.Embeddings.Count > 0 ? result.Embeddings.ToArray() : null;
+        recipe.PromptSyntax = r.PromptSyntax == Text.PromptSyntax.Plain ? null : r.PromptSyntax.ToString();
+        recipe.PromptWeighting = r.PromptWeighting == Text.PromptWeighting.Automatic1111 ? null : r.PromptWeighting.ToString();
+        recipe.ClipSkip = r.ClipSkip;
+    }
+
+    private static GenerationRequest ReadPromptLanguage(RecipeDocument doc, string pngPath, GenerationRequest request)
+    {
+        var syntax = Text.PromptSyntax.Plain;
+        var weighting = Text.PromptWeighting.Automatic1111;
+        if ((doc.PromptSyntax is { } s && !Enum.TryParse(s, ignoreCase: false, out syntax))
+            || (doc.PromptWeighting is { } w && !Enum.TryParse(w, ignoreCase: false, out weighting)))
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk names an unknown prompt syntax or weighting ('{doc.PromptSyntax}', '{doc.PromptWeighting}').");
+        }
+
+        return request with { PromptSyntax = syntax, PromptWeighting = weighting, ClipSkip = doc.ClipSkip };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -244,6 +305,18 @@ public static class ImageRecipe
         public RecipeRefiner? Refiner { get; set; }
         public RecipeInputs? Inputs { get; set; }
         public TiledVaeOptions? VaeTiling { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
+
+        // The prompt language.
+        public string? PromptSyntax { get; set; }
+        public string? PromptWeighting { get; set; }
+        public int? ClipSkip { get; set; }
+        public Text.AppliedEmbedding[]? Embeddings { get; set; }
     }
 
     private static class RecipeJson
@@ -264,6 +337,9 @@ public static class ImageRecipe
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
 public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
 {
+    /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
     /// <summary>The sampler and its configuration changes, or <see langword="null"/> in recipes written before they were stored.</summary>
     public RecipeScheduler? Scheduler { get; init; }
 

@@ -30,7 +30,14 @@ internal static class MemoryGuard
         {
             if (!file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !file.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
             {
-                total += new FileInfo(file).Length;
+                // Hugging Face cache snapshots hold symbolic links to the blobs: count the blob, not the link.
+                var info = new FileInfo(file);
+                if (info.LinkTarget is not null)
+                {
+                    info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                }
+
+                total += info.Exists ? info.Length : 0;
             }
         }
 
@@ -76,8 +83,9 @@ internal static class MemoryGuard
     }
 
     /// <summary>
-    /// Estimated activation bytes of a VAE decode: the feature maps at full resolution (the last up block's channels,
-    /// about six live at once) and the middle block's single-head attention scores over all latent pixels; a tiled
+    /// Estimated activation bytes of a VAE decode: the feature maps at full resolution (the last up block's channels;
+    /// about twelve of them by measurement — a 512² decode of the full-size SDXL VAE on the CPU provider raised the
+    /// resident memory by 1.6 GB) and the middle block's single-head attention scores over all latent pixels; a tiled
     /// decode needs them for one tile.
     /// </summary>
     public static long EstimateDecodeBytes(int imageWidth, int imageHeight, int firstChannels, int vaeScale, int? tileSize)
@@ -85,7 +93,7 @@ internal static class MemoryGuard
         long w = tileSize is { } t ? Math.Min(t, imageWidth) : imageWidth;
         long h = tileSize is { } s ? Math.Min(s, imageHeight) : imageHeight;
         long tokens = (w / vaeScale) * (h / vaeScale);
-        return (6 * w * h * firstChannels * sizeof(float)) + (tokens * tokens * sizeof(float));
+        return (12 * w * h * firstChannels * sizeof(float)) + (tokens * tokens * sizeof(float));
     }
 
     /// <summary>Checks that a generation's activations (and, loading per phase, the UNet) fit in what is available now.</summary>

@@ -34,6 +34,9 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public SchedulerConfig SchedulerConfig { get; private set; } = SchedulerConfig.SdxlBase;
 
+    /// <summary>The textual-inversion embeddings whose rows the text encoder sessions were opened with, or <see langword="null"/>.</summary>
+    public TextualInversions? Embeddings { get; private set; }
+
     /// <summary>model_index.json <c>force_zeros_for_empty_prompt</c> (diffusers default true).</summary>
     public bool ForceZerosForEmptyPrompt { get; private set; } = true;
 
@@ -73,6 +76,12 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
     public int UNetInChannels { get; private set; } = 4;
 
+    /// <summary>
+    /// The width of the UNet's guidance embedding input <c>timestep_cond</c> (<c>time_cond_proj_dim</c>) when it is
+    /// guidance-distilled (LCM-SDXL); <see langword="null"/> for a UNet that uses classifier-free guidance.
+    /// </summary>
+    public int? GuidanceEmbeddingDim { get; private set; }
+
     /// <summary>The components whose sessions are open now, in folder order (all of them unless per-phase loading).</summary>
     public IReadOnlyList<string> LoadedComponents
     {
@@ -108,7 +117,11 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
+    /// <param name="directory">The folder.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="loadVaeEncoder">Whether to open vae_encoder/ when present.</param>
+    /// <param name="customize">The weights overlay of a component (by folder name), or <see langword="null"/>.</param>
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -119,13 +132,26 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder);
+            folder.Load(options, loadVaeEncoder, customize ?? (_ => null));
             return folder;
         }
         catch
         {
             folder.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Records the embeddings this folder's text encoders were opened with (their customization) and takes ownership:
+    /// they are disposed after every session, whose initializer memory they are.
+    /// </summary>
+    public void AttachEmbeddings(TextualInversions? embeddings)
+    {
+        if (embeddings is not null)
+        {
+            Embeddings = embeddings;
+            _owned.Insert(0, embeddings);
         }
     }
 
@@ -147,7 +173,7 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder)
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize)
     {
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
@@ -200,12 +226,12 @@ internal sealed class SdxlModelFolder : IDisposable
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
-            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
+            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency, customize("text_encoder")));
         }
 
         Tokenizer2 = LoadTokenizer("tokenizer_2");
-        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
-        UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency, customize("text_encoder_2")));
+        UNet = Own(new UNetModel(ModelFile("unet"), options, residency, customize("unet")));
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
@@ -213,6 +239,8 @@ internal sealed class SdxlModelFolder : IDisposable
         }
 
         CheckComponentsFit(unetConfig);
+        int configuredCondDim = unetConfig.GetInt32("time_cond_proj_dim", -1);
+        GuidanceEmbeddingDim = Distilled.GuidanceEmbedding.DimensionOf(UNet, configuredCondDim > 0 ? configuredCondDim : null);
     }
 
     private void CheckComponentsFit(JsonConfig unetConfig)

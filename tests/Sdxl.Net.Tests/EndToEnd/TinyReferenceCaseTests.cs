@@ -34,7 +34,13 @@ public sealed class TinyReferenceCaseTests
     public async Task Cli_reproduces_the_diffusers_image(string caseName)
     {
         var root = TestPaths.TinySdxl!;
-        var caseDir = Path.Combine(root, "cases", caseName);
+        await AssertCliReproduces(root, Path.Combine(root, "cases", caseName));
+    }
+
+    /// <summary>Runs the case in <paramref name="caseDir"/> through the CLI and compares with its expected image.</summary>
+    internal static async Task AssertCliReproduces(string root, string caseDir)
+    {
+        var caseName = Path.GetFileName(caseDir);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
         var p = doc.RootElement;
         var output = Path.Combine(Path.GetTempPath(), $"sdxl-case-{caseName}-{Guid.NewGuid():N}.npy");
@@ -97,6 +103,7 @@ public sealed class TinyReferenceCaseTests
             ["batch"] = "--batch", ["num_images_per_prompt"] = "--batch", ["seed"] = "--seed",
             ["high_noise_fraction"] = "--high-noise-fraction", ["aesthetic_score"] = "--aesthetic-score",
             ["negative_aesthetic_score"] = "--negative-aesthetic-score",
+            ["prompt_syntax"] = "--prompt-syntax", ["prompt_weighting"] = "--prompt-weighting", ["clip_skip"] = "--clip-skip",
         };
         foreach (var prop in p.EnumerateObject())
         {

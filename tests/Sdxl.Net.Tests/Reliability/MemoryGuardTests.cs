@@ -69,13 +69,13 @@ public sealed class MemoryGuardTests
         Assert.Single(result.Images);
     }
 
-    // The estimate by hand for SDXL's VAE at 1024²: six 1024×1024×128 float32 maps (3.22 GB) and the mid-block
+    // The estimate by hand for SDXL's VAE at 1024²: twelve 1024×1024×128 float32 maps (6.44 GB) and the mid-block
     // attention over 128×128 latent pixels (16384² float32 = 1.07 GB); a 512-pixel tile needs a quarter of the maps
     // and a sixteenth of the scores.
     [Fact]
     public void Decode_estimates_follow_the_feature_maps_and_the_attention_scores()
     {
-        Assert.Equal((6L * 1024 * 1024 * 128 * 4) + (16384L * 16384 * 4), MemoryGuard.EstimateDecodeBytes(1024, 1024, 128, 8, null));
-        Assert.Equal((6L * 512 * 512 * 128 * 4) + (4096L * 4096 * 4), MemoryGuard.EstimateDecodeBytes(1024, 1024, 128, 8, 512));
+        Assert.Equal((12L * 1024 * 1024 * 128 * 4) + (16384L * 16384 * 4), MemoryGuard.EstimateDecodeBytes(1024, 1024, 128, 8, null));
+        Assert.Equal((12L * 512 * 512 * 128 * 4) + (4096L * 4096 * 4), MemoryGuard.EstimateDecodeBytes(1024, 1024, 128, 8, 512));
     }
 }
