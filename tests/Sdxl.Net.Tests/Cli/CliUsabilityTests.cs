@@ -111,7 +111,10 @@ public sealed partial class CliUsabilityTests
 
         using var folder = new TempFolder();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in (string[])[Path.Combine(AppContext.BaseDirectory, "sdxl.dll"), .. Generate(folder["a.png"], "--steps", "1000")])
+        // The CLI from its own output folder (the test output's dependency set is the test host's, not the tool's).
+        var output = new DirectoryInfo(AppContext.BaseDirectory);
+        var sdxl = Path.Combine(TestPaths.RepositoryRoot, "samples", "Sdxl.Cli", "bin", output.Parent!.Name, output.Name, "sdxl.dll");
+        foreach (var arg in (string[])[sdxl, .. Generate(folder["a.png"], "--steps", "1000")])
         {
             start.ArgumentList.Add(arg);
         }
@@ -129,7 +132,9 @@ public sealed partial class CliUsabilityTests
         process.BeginOutputReadLine();
         try
         {
-            await denoising.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            // Denoising has started, or the tool ended early (then its exit code and output tell why).
+            await Task.WhenAny(denoising.Task, process.WaitForExitAsync()).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.False(process.HasExited, $"sdxl ended before denoising: exit {(process.HasExited ? process.ExitCode : 0)}");
             using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             {
                 await kill.WaitForExitAsync();
