@@ -33,10 +33,17 @@ internal static class CliApp
         bool verbose = args.Contains("--verbose");
         if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
         {
-            stdout.WriteLine(Usage);
+            stdout.WriteLine(args.Length > 1 && CliHelp.ForCommand(args[1]) is { } commandHelp ? commandHelp : Usage);
             return args.Length == 0 ? UsageFailure : Ok;
         }
 
+        if (args[0] is "--version" or "version")
+        {
+            stdout.WriteLine(CliHelp.Version);
+            return Ok;
+        }
+
+        args = CliHelp.ExpandShortOptions(args, Flags);
         // SIGINT (Ctrl+C) and SIGTERM cancel the run: model loading stops between components, generation between
         // steps, and a file being written is removed. A second signal is left to the runtime, which ends the process.
         using var cts = new CancellationTokenSource();
@@ -71,12 +78,13 @@ internal static class CliApp
                 return LoraCommand.Run(rest, stdout);
             }
 
-            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
-            if (options.Flag("help"))
+            if (rest.Contains("--help") || rest.Contains("-h"))
             {
-                stdout.WriteLine(Usage);
+                stdout.WriteLine(CliHelp.ForCommand(command) ?? Usage);
                 return Ok;
             }
+
+            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
 
             return command switch
             {
@@ -296,7 +304,7 @@ internal static class CliApp
 
         Commands:
           generate  --model DIR --prompt TEXT [--prompt-2 TEXT] [--negative-prompt TEXT] [--negative-prompt-2 TEXT]
-                    --width W --height H --steps N --guidance G [--guidance-rescale R] [--scheduler NAME]
+                    [--width W (1024)] [--height H (1024)] [--steps N (50)] [--guidance G (5)] [--guidance-rescale R] [--scheduler NAME]
                     [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
                     [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
                     [--timestep-spacing leading|trailing|linspace] [--karras]
@@ -311,7 +319,7 @@ internal static class CliApp
                     [--preview-every N --preview-dir DIR [--preview-kind latent|taesd] [--taesd DIR] [--preview-size PX]]
                     [--controlnet DIR --control-image FILE [--control-scale S] [--control-start A] [--control-end B]]...
                     [--guess-mode]  (repeat the ControlNet group per net; matched by position; see docs/controlnet.md)
-                    [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
+                    [--from-image FILE.png] --output|-o FILE.png|.jpg|.webp|.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
@@ -327,7 +335,7 @@ internal static class CliApp
           buckets   [--width W --height H]
           lora inspect FILE [--model DIR]
                     (format, ranks, alphas; with --model the matched and unmatched modules)
-          demo      [--output FILE.png] [--steps N] [--seed S]
+          demo      [--output FILE.png (sdxl-demo.png in the temp folder)] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
           synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]
                     (writes a random-weight folder; full = SDXL's real structure and size, ~13.9 GB fp32 / 7 GB fp16)
@@ -349,6 +357,7 @@ internal static class CliApp
           --timesteps (euler, lcm, tcd) or --sigmas (euler, final sigma included) set the step count.
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
+        sdxl --version prints the version; sdxl COMMAND --help (or sdxl help COMMAND) the options of one command.
         Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).
         """;
 }

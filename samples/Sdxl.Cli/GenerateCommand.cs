@@ -18,11 +18,7 @@ internal static class GenerateCommand
         var model = CliApp.ModelPath(options);
         bool needsImage = command is "img2img" or "inpaint";
         var output = options.Required("output");
-        var extension = Path.GetExtension(output).ToLowerInvariant();
-        if (extension is not (".png" or ".npy"))
-        {
-            throw new UsageException($"--output must end in .png or .npy; got '{output}'");
-        }
+        var outputSink = OutputSinks.For(output);
 
         var outputDir = Path.GetDirectoryName(Path.GetFullPath(output))!;
         if (!Directory.Exists(outputDir))
@@ -31,6 +27,7 @@ internal static class GenerateCommand
         }
 
         GenerationRequest? fromImage = null;
+        RecipeReplay? replay = null;
         if (options.Optional("from-image") is { } recipePng)
         {
             if (!File.Exists(recipePng))
@@ -55,6 +52,7 @@ internal static class GenerateCommand
             }
 
             fromImage = recipe.Request;
+            replay = new RecipeReplay(recipePng, recipe);
             var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
             if (missing.Length > 0)
             {
@@ -65,11 +63,13 @@ internal static class GenerateCommand
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
+        // Without --steps/--guidance (and no preset) the library's defaults apply (diffusers': 50 steps, guidance 5).
         var fewStep = FewStepOptions.Parse(options);
         var preview = PreviewWriter.Parse(options);
-        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
-        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? LibraryDefaults.Steps;
+        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? LibraryDefaults.GuidanceScale;
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
+        var extension = Path.GetExtension(output).ToLowerInvariant();
         CheckOutputName(extension == ".png" ? PngFileSink.PathFor(output, batch - 1, batch) : output);
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
@@ -133,6 +133,7 @@ internal static class GenerateCommand
 
         var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
+        replay?.CheckRefiner(refinerDir);
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
         {
@@ -151,6 +152,8 @@ internal static class GenerateCommand
                 mask = LoadImage(options.Required("mask"), "--mask");
             }
 
+            replay?.CheckInput(image, "--image", replay.Recipe.Inputs?.ImageSha256);
+            replay?.CheckInput(mask, "--mask", replay.Recipe.Inputs?.MaskSha256);
             if (strength is <= 0)
             {
                 throw new UsageException("--strength must be greater than 0 and at most 1");
@@ -163,13 +166,15 @@ internal static class GenerateCommand
 
         var vaeSampling = options.Optional("vae-sampling") switch
         {
-            null or "sample" => VaeSampling.Sample,
+            null => fromImage?.VaeSampling ?? VaeSampling.Sample,
+            "sample" => VaeSampling.Sample,
             "mean" => VaeSampling.Mean,
             var other => throw new UsageException($"--vae-sampling must be sample or mean; got '{other}'"),
         };
         var resize = options.Optional("resize") switch
         {
-            null or "stretch" => ImageResizeMode.Stretch,
+            null => fromImage?.ResizeMode ?? ImageResizeMode.Stretch,
+            "stretch" => ImageResizeMode.Stretch,
             "crop" => ImageResizeMode.CenterCrop,
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
@@ -238,6 +243,7 @@ internal static class GenerateCommand
             InitialLatents = latents,
             Conditioning = conditioning,
             HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,
+            UseRefiner = fromImage?.UseRefiner ?? true,
             Image = image,
             Mask = mask,
             Strength = strength,
@@ -260,6 +266,7 @@ internal static class GenerateCommand
             throw new UsageException("--cuda-graph needs --device cuda[:N] or tensorrt[:N]");
         }
 
+        replay?.CheckLatents(latents);
         var builder = SdxlPipeline.CreateBuilder().WithModel(model)
             .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph })
             .WithMemoryMode(memoryMode);
@@ -272,6 +279,8 @@ internal static class GenerateCommand
         {
             builder.AddEmbedding(embedding.Path, embedding.Token);
         }
+
+        replay?.Apply(builder, vaeTiling);
 
         if (scheduler is not null)
         {
@@ -290,7 +299,7 @@ internal static class GenerateCommand
 
         if (refinerDir is not null)
         {
-            builder.WithRefiner(refinerDir, new RefinerOptions
+            builder.WithRefiner(refinerDir, replay?.RefinerOptions(highNoise, aesthetic, negativeAesthetic) ?? new RefinerOptions
             {
                 HighNoiseFraction = highNoise ?? 0.8,
                 AestheticScore = aesthetic ?? 6.0,
@@ -305,7 +314,7 @@ internal static class GenerateCommand
             builder.AddLora(lora.Path, lora.Weight);
         }
 
-        builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
+        builder.AddSink(outputSink);
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build(ct);
@@ -316,7 +325,7 @@ internal static class GenerateCommand
         }
 
         stderr.Flush();
-        var files = extension == ".npy" ? [output] : result.Images.Select(i => PngFileSink.PathFor(output, i.Index, result.Images.Count)).ToArray();
+        var files = OutputSinks.FilesWritten(output, result.Images.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
@@ -371,51 +380,6 @@ internal static class GenerateCommand
         catch (InvalidDataException e)
         {
             throw new UsageException($"{flag}: {e.Message}");
-        }
-    }
-}
-
-/// <summary>A one-line progress display on stderr.</summary>
-internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
-{
-    private GenerationPhase _last = (GenerationPhase)(-1);
-    private bool _lineOpen;
-
-    public void Report(GenerationProgress value)
-    {
-        lock (writer)
-        {
-            if (value.TotalSteps > 0)
-            {
-                var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
-                _lineOpen = value.Step != value.TotalSteps;
-                if (!_lineOpen)
-                {
-                    writer.WriteLine();
-                }
-            }
-            else if (verbose && value.Phase != _last)
-            {
-                writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{value.Phase} ({value.Elapsed.TotalSeconds:0.00} s)"));
-            }
-
-            _last = value.Phase;
-        }
-    }
-
-    /// <summary>Ends a progress line left open by a run that stopped mid-phase, so a failure message starts on its own line.</summary>
-    public void Finish()
-    {
-        lock (writer)
-        {
-            if (_lineOpen)
-            {
-                writer.WriteLine();
-                _lineOpen = false;
-            }
-
-            writer.Flush();
         }
     }
 }

@@ -104,4 +104,7 @@ public sealed class GenerationResult
 
     /// <summary>The textual-inversion embeddings the pipeline's text encoders carry.</summary>
     public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
+    /// <summary>What the pipeline decided beyond the request (sampler configuration, refiner, VAE tiling), for recipes.</summary>
+    internal Imaging.GenerationProvenance? Provenance { get; init; }
 }

@@ -2,8 +2,8 @@ namespace Sdxl.Net;
 
 /// <summary>
 /// The base of every fault that Sdxl.Net reports itself: a model folder, config or file that cannot be used
-/// (<see cref="SdxlModelException"/>), unusable numbers (<see cref="SdxlNumericException"/>) or invalid hosting options
-/// (<see cref="DependencyInjection.SdxlOptionsException"/>). Invalid request values are
+/// (<see cref="SdxlModelException"/>) or unusable numbers (<see cref="SdxlNumericException"/>); invalid hosting options
+/// are Microsoft.Extensions.Options' <c>OptionsValidationException</c>. Invalid request values are
 /// <see cref="ArgumentException"/>s and cancellation is <see cref="OperationCanceledException"/>, as in .NET itself;
 /// catching <see cref="SdxlException"/> catches everything else the library reports on purpose.
 /// </summary>

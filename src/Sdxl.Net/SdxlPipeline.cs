@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.Diagnostics;
 using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Lora;
@@ -89,13 +90,11 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             throw;
         }
 
-        _logger.LogInformation("Loaded SDXL model '{Model}' on {Provider} in {Elapsed} ms (scheduler {Scheduler})",
-            settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
+        SdxlLog.ModelLoaded(_logger, settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
         if (_model.VaeForceUpcast && _model.VaeDecoder.FloatType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
         {
             // diffusers runs such a VAE in float32 (force_upcast); an ONNX graph's precision is fixed at export.
-            _logger.LogWarning("vae_decoder has float16 I/O and its config sets force_upcast: the SDXL VAE overflows in float16 "
-                + "(NaN images). Prefer an fp32 VAE export or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            SdxlLog.Float16VaeWithForceUpcast(_logger);
         }
     }
 
@@ -138,9 +137,21 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         using var running = _lifetime.Enter(this);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Closing);
         var ct = linked.Token;
+        Plan plan;
         try
         {
-            var plan = Validate(request);
+            plan = Validate(request);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
+        {
+            throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
+        }
+
+        // Traces (a span per generation and per phase) and metrics (duration, steps/s) ride on the progress reports.
+        using var telemetry = GenerationTelemetry.Start(_model.Directory, plan.SchedulerName, request.Steps, plan.Width, plan.Height, progress);
+        try
+        {
+            progress = telemetry.Progress;
             var result = await Task.Run(() => Generate(request, plan, progress, ct), ct).ConfigureAwait(false);
             if (_settings.Sinks.Length > 0)
             {
@@ -152,11 +163,18 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             }
 
             progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+            telemetry.Succeeded();
             return result;
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
         {
+            telemetry.Failed(e);
             throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
+        }
+        catch (Exception e)
+        {
+            telemetry.Failed(e);
+            throw;
         }
     }
 
@@ -465,7 +483,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = WithStepReporter(CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions, run.Order);
         DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
@@ -497,7 +515,6 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             Latents = r.ReturnLatents ? latents : null,
             Loras = loras.Applied,
             Embeddings = _model.Embeddings?.Applied ?? [],
-            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
 
@@ -650,10 +667,10 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
-        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions, run.Order);
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint: null, extensions);
-        _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
+        SdxlLog.Refined(_logger, timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
     private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r, CancellationToken ct)
@@ -675,7 +692,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
                 }
 
                 _refiner = refiner;
-                _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
+                SdxlLog.RefinerLoaded(_logger, _settings.RefinerDirectory!, watch.ElapsedMilliseconds);
             }
 
             var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!, r.Eta);
@@ -713,8 +730,8 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
 
     /// <summary>Appends the progress reporter (steps, timesteps, previews) when someone listens; it runs after every other observer.</summary>
     private DenoisingExtensions WithStepReporter(DenoisingExtensions extensions, GenerationRequest r, IProgress<GenerationProgress>? progress,
-        GenerationPhase phase, Stopwatch watch, RunOptions runOptions) =>
-        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions) is { } reporter
+        GenerationPhase phase, Stopwatch watch, RunOptions runOptions, int order) =>
+        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions, order) is { } reporter
             ? extensions with { Observers = [.. extensions.Observers, reporter] }
             : extensions;
 

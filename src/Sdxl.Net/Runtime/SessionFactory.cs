@@ -19,6 +19,7 @@ internal static class SessionFactory
             throw new SdxlModelException($"{component}: model file not found: '{modelPath}'.");
         }
 
+        NativeRuntime.EnsureLoaded();
         // Opened here first so that an unreadable file or a symbolic-link loop is named in words, not as ONNX
         // Runtime's "system error number 13"; likewise the external weights optimum writes next to large models.
         OrtLogging.Route(null);
