@@ -486,7 +486,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         var extensions = WithStepReporter(CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions, run.Order);
         DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
-        _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
+        SdxlLog.BaseDenoised(_logger, timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
@@ -515,6 +515,9 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
             Latents = r.ReturnLatents ? latents : null,
             Loras = loras.Applied,
             Embeddings = _model.Embeddings?.Applied ?? [],
+            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
+            Provenance = GenerationProvenance.Create(plan.SchedulerName, plan.Scheduler, _model.SchedulerConfig, _settings.ConfigureScheduler,
+                _settings.RefinerDirectory, _settings.RefinerOptions, plan.HighNoiseFraction, plan.Refine, _settings.TiledVae),
         };
     }
 

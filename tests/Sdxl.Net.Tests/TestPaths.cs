@@ -4,6 +4,19 @@ namespace Sdxl.Net.Tests;
 internal static class TestPaths
 {
     /// <summary>The repository's root folder (the one holding Sdxl.Net.sln above the test assembly).</summary>
+    /// <summary>
+    /// The built CLI in its own output folder (samples/Sdxl.Cli/bin/CONFIG/TFM/sdxl.dll): a process must load the tool's
+    /// dependency set, not the test host's, whose package versions differ.
+    /// </summary>
+    public static string CliDll
+    {
+        get
+        {
+            var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            return Path.Combine(RepositoryRoot, "samples", "Sdxl.Cli", "bin", output.Parent!.Name, output.Name, "sdxl.dll");
+        }
+    }
+
     public static string RepositoryRoot
     {
         get

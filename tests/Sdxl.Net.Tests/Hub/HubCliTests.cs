@@ -200,7 +200,7 @@ public sealed class HubCliTests : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sdxl.dll"));
+        start.ArgumentList.Add(TestPaths.CliDll);
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

@@ -130,7 +130,7 @@ public sealed class CliHostileInputTests
         Assert.Equal(["half.png"], output.Files());
     }
 
-    /// <summary>Runs the built CLI (sdxl.dll next to the tests) as a process; <paramref name="onStderr"/> sees stderr as it arrives.</summary>
+    /// <summary>Runs the built CLI (from its own output folder) as a process; <paramref name="onStderr"/> sees stderr as it arrives.</summary>
     private static async Task<(int Exit, string Stdout, string Stderr)> RunProcess(string[] args, Action<Process, string>? onStderr = null)
     {
         var start = new ProcessStartInfo("dotnet")
@@ -139,7 +139,7 @@ public sealed class CliHostileInputTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sdxl.dll"));
+        start.ArgumentList.Add(TestPaths.CliDll);
         foreach (var a in args)
         {
             start.ArgumentList.Add(a);
