@@ -21,7 +21,7 @@ namespace Sdxl.Net;
 /// calls (each has its own scheduler run, random source and buffers; ONNX sessions are shared). Dispose it to release
 /// every native session.
 /// </remarks>
-public sealed class SdxlPipeline : IDisposable
+public sealed partial class SdxlPipeline : IDisposable
 {
     private readonly SdxlPipelineSettings _settings;
     private readonly SdxlModelFolder _model;
