@@ -340,8 +340,9 @@ public sealed partial class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
+        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
         DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint);
+            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
 
@@ -523,8 +524,9 @@ public sealed partial class SdxlPipeline : IDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
+        var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct);
+            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
@@ -554,6 +556,17 @@ public sealed partial class SdxlPipeline : IDisposable
             var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
             return (_refiner, scheduler);
         }
+    }
+
+    /// <summary>
+    /// What plugs into one denoising run (the seams of docs/architecture.md): providers of the UNet's extra inputs and
+    /// step observers. Each feature contributes its own small class here; the loop itself knows none of them.
+    /// </summary>
+    private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
+        int width, int height, bool isRefiner)
+    {
+        _ = (model, r, conditioning, width, height, isRefiner);
+        return DenoisingExtensions.None;
     }
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)

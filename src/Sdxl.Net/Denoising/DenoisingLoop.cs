@@ -37,6 +37,7 @@ internal static class DenoisingLoop
     /// <param name="runOptions">ONNX run options (terminated on cancellation).</param>
     /// <param name="cancellationToken">Checked before each step.</param>
     /// <param name="inpaint">Inpainting inputs, or <see langword="null"/>.</param>
+    /// <param name="extensions">Extra UNet inputs and step observers, or <see langword="null"/> for none.</param>
     public static void Run(
         UNetModel unet,
         ISchedulerRun run,
@@ -52,8 +53,10 @@ internal static class DenoisingLoop
         Action<int, int>? onStep,
         RunOptions runOptions,
         CancellationToken cancellationToken,
-        InpaintState? inpaint = null)
+        InpaintState? inpaint = null,
+        DenoisingExtensions? extensions = null)
     {
+        extensions ??= DenoisingExtensions.None;
         bool cfg = guidanceScale > 1;
         int rows = cfg ? 2 * batch : batch;
         int per = latents.Length / batch;
@@ -69,8 +72,18 @@ internal static class DenoisingLoop
         // the model input into the bound sample tensor and reads the prediction from the bound output in place.
         var shape = new UNetShape(rows, inputPer / plane, latentChannels, latentHeight, latentWidth, conditioning.SequenceLength,
             conditioning.HiddenSize, conditioning.Pooled.Length / rows, conditioning.TimeIdsWidth);
-        using var binding = unet.CreateBinding(shape);
+        var extraInputs = new List<UNetExtraInput>();
+        foreach (var provider in extensions.Inputs)
+        {
+            extraInputs.AddRange(provider.Declare(shape));
+        }
+
+        using var binding = unet.CreateBinding(shape, extraInputs);
         binding.SetConditioning(conditioning.Hidden, conditioning.Pooled, conditioning.TimeIds);
+        foreach (var provider in extensions.Inputs)
+        {
+            provider.WriteFixed(binding);
+        }
 
         for (int i = 0; i < timesteps.Count; i++)
         {
@@ -101,6 +114,15 @@ internal static class DenoisingLoop
                 }
             }
 
+            if (extensions.Inputs.Count > 0)
+            {
+                var stepInput = new DenoisingStepInput(i, timesteps.Count, t, binding.Sample, rows);
+                foreach (var provider in extensions.Inputs)
+                {
+                    provider.WriteStep(stepInput, binding, runOptions);
+                }
+            }
+
             binding.Run(t, runOptions);
             var noisePred = binding.Output;
 
@@ -124,6 +146,15 @@ internal static class DenoisingLoop
             if (blend is not null)
             {
                 BlendKnownRegion(run, inpaint!, timesteps, i, latents, blend, batch, plane, latentChannels);
+            }
+
+            if (extensions.Observers.Count > 0)
+            {
+                var stepEnd = new DenoisingStepEnd(i, timesteps.Count, t, latents, batch, latentHeight, latentWidth);
+                foreach (var observer in extensions.Observers)
+                {
+                    observer.OnStepEnd(stepEnd);
+                }
             }
 
             onStep?.Invoke(i + 1, timesteps.Count);

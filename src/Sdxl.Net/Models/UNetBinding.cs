@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using Sdxl.Net.Denoising;
 using Sdxl.Net.Runtime;
 
 namespace Sdxl.Net.Models;
@@ -35,11 +36,13 @@ internal sealed class UNetBinding : IDisposable
     private readonly BoundTensor _textEmbeds;
     private readonly BoundTensor _timeIds;
     private readonly BoundTensor _output;
+    private readonly Dictionary<string, BoundTensor> _extra = new(StringComparer.Ordinal);
     private readonly Action<UNetBinding>? _return;
     private readonly string? _graphId;
     private float _boundTimestep = float.NaN;
 
-    internal UNetBinding(OnnxModel model, UNetModel unet, UNetShape shape, BindingPlacement placement, int graphId, Action<UNetBinding>? returnToCache)
+    internal UNetBinding(OnnxModel model, UNetModel unet, UNetShape shape, IReadOnlyList<UNetExtraInput> extraInputs, BindingPlacement placement, int graphId,
+        Action<UNetBinding>? returnToCache)
     {
         _model = model;
         Shape = shape;
@@ -73,6 +76,10 @@ internal sealed class UNetBinding : IDisposable
             _textEmbeds = Add("text_embeds", unet.TextEmbedsSpec.ElementType, [rows, shape.PooledSize]);
             _timeIds = Add("time_ids", unet.TimeIdsSpec.ElementType, [rows, shape.TimeIdsWidth]);
             _output = Add(unet.OutputName, unet.OutputSpec.ElementType, [rows, shape.OutputChannels, h, w]);
+            foreach (var extra in extraInputs)
+            {
+                _extra.Add(extra.Name, Add(extra.Name, unet.ExtraInputs[extra.Name].ElementType, extra.Dimensions));
+            }
 
             _io = _lease.Session.CreateIoBinding();
             _io.BindInput("sample", _sample.Value);
@@ -80,6 +87,11 @@ internal sealed class UNetBinding : IDisposable
             _io.BindInput("encoder_hidden_states", _hidden.Value);
             _io.BindInput("text_embeds", _textEmbeds.Value);
             _io.BindInput("time_ids", _timeIds.Value);
+            foreach (var (name, tensor) in _extra)
+            {
+                _io.BindInput(name, tensor.Value);
+            }
+
             _io.BindOutput(unet.OutputName, _output.Value);
         }
         catch
@@ -104,6 +116,16 @@ internal sealed class UNetBinding : IDisposable
 
     /// <summary>The prediction [rows, 4, h, w] of the last <see cref="Run"/>, as float32.</summary>
     public ReadOnlySpan<float> Output => _output.Readable;
+
+    /// <summary>
+    /// An extra input declared for this run: write its values into <see cref="BoundTensor.Writable"/> (float32, converted
+    /// to the model's element type), then call <see cref="BoundTensor.Upload"/>.
+    /// </summary>
+    public BoundTensor ExtraInput(string name) =>
+        _extra.TryGetValue(name, out var tensor) ? tensor : throw new ArgumentException($"'{name}' is not an extra input of this binding.", nameof(name));
+
+    /// <summary>Writes the values of an extra input and uploads them.</summary>
+    public void WriteExtraInput(string name, ReadOnlySpan<float> values) => Write(ExtraInput(name), values, name);
 
     /// <summary>Writes the generation's conditioning (once per generation).</summary>
     public void SetConditioning(ReadOnlySpan<float> hidden, ReadOnlySpan<float> textEmbeds, ReadOnlySpan<float> timeIds)
@@ -156,6 +178,11 @@ internal sealed class UNetBinding : IDisposable
         _textEmbeds.Dispose();
         _timeIds.Dispose();
         _output.Dispose();
+        foreach (var tensor in _extra.Values)
+        {
+            tensor.Dispose();
+        }
+
         _deviceAllocator?.Dispose();
         _lease.Dispose();
     }

@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Sdxl.Net.Denoising;
 using Sdxl.Net.Runtime;
 
 namespace Sdxl.Net.Models;
@@ -44,16 +45,18 @@ internal sealed class UNetModel : IDisposable
                 throw Mismatch($"input 'timestep' must be a scalar or a vector; found {_timestep}");
             }
 
-            if (_model.Inputs.ContainsKey("timestep_cond"))
+            // Inputs beyond the standard five (a guidance embedding, ControlNet residuals, ...) are supplied per run by
+            // the features that understand them (Denoising/IUNetInputProvider); CreateBinding checks that every one is.
+            var extra = new Dictionary<string, TensorSpec>(StringComparer.Ordinal);
+            foreach (var (name, spec) in _model.Inputs)
             {
-                throw Mismatch("the model takes 'timestep_cond' (a guidance-distilled UNet with time_cond_proj_dim), which is not supported");
+                if (Array.IndexOf(_inputNames, name) < 0)
+                {
+                    extra.Add(name, spec);
+                }
             }
 
-            var extra = _model.Inputs.Keys.Where(k => Array.IndexOf(_inputNames, k) < 0).ToArray();
-            if (extra.Length > 0)
-            {
-                throw Mismatch($"unexpected inputs {string.Join(", ", extra)}");
-            }
+            ExtraInputs = extra;
 
             var output = _model.Outputs.ContainsKey("out_sample") ? "out_sample"
                 : _model.Outputs.Count == 1 ? _model.Outputs.Keys.First()
@@ -69,6 +72,12 @@ internal sealed class UNetModel : IDisposable
     }
 
     public string Signature => _model.Signature;
+
+    /// <summary>The model's inputs beyond the standard five, by name (empty for a plain SDXL UNet).</summary>
+    public IReadOnlyDictionary<string, TensorSpec> ExtraInputs { get; }
+
+    /// <summary>The path of the model file (for error messages).</summary>
+    public string ModelPath => _model.Path;
 
     /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
     public bool IsLoaded => _model.IsLoaded;
@@ -94,11 +103,47 @@ internal sealed class UNetModel : IDisposable
     /// Creates the I/O binding for one denoising run of <paramref name="shape"/>. With CUDA graphs the binding (and
     /// its device buffers, which the captured graph refers to) is kept per shape and handed out to one run at a time.
     /// </summary>
-    public UNetBinding CreateBinding(UNetShape shape)
+    public UNetBinding CreateBinding(UNetShape shape) => CreateBinding(shape, []);
+
+    /// <summary>
+    /// Creates the I/O binding for one denoising run of <paramref name="shape"/> with the given extra inputs, which must
+    /// be exactly the model's <see cref="ExtraInputs"/>.
+    /// </summary>
+    /// <exception cref="SdxlModelException">The model takes an input nothing supplies, or an input is supplied that the model does not take.</exception>
+    public UNetBinding CreateBinding(UNetShape shape, IReadOnlyList<UNetExtraInput> extraInputs)
     {
+        foreach (var name in ExtraInputs.Keys)
+        {
+            bool supplied = false;
+            foreach (var e in extraInputs)
+            {
+                supplied |= e.Name == name;
+            }
+
+            if (!supplied)
+            {
+                throw Unsupplied(name);
+            }
+        }
+
+        foreach (var e in extraInputs)
+        {
+            if (!ExtraInputs.ContainsKey(e.Name))
+            {
+                throw new SdxlModelException($"unet: this generation supplies input '{e.Name}', which the model does not take; found {_model.Signature}. File: '{_model.Path}'.");
+            }
+        }
+
         if (!_cudaGraph)
         {
-            return new UNetBinding(_model, this, shape, BindingPlacement.Host, graphId: 0, returnToCache: null);
+            return new UNetBinding(_model, this, shape, extraInputs, BindingPlacement.Host, graphId: 0, returnToCache: null);
+        }
+
+        if (extraInputs.Count > 0)
+        {
+            // The graph cache is keyed by the standard shapes; runs with extra inputs are bound on the device without
+            // graph capture rather than replaying a graph captured with other inputs.
+            return new UNetBinding(_model, this, shape, extraInputs, BindingPlacement.Device, graphId: 0, returnToCache: null);
         }
 
         lock (_cacheGate)
@@ -111,7 +156,7 @@ internal sealed class UNetModel : IDisposable
 
             if (!_graphBindings.TryGetValue(shape, out var binding))
             {
-                binding = new UNetBinding(_model, this, shape, BindingPlacement.Device, graphId: _graphBindings.Count + 1, ReturnBinding);
+                binding = new UNetBinding(_model, this, shape, [], BindingPlacement.Device, graphId: _graphBindings.Count + 1, ReturnBinding);
                 _graphBindings.Add(shape, binding);
             }
 
@@ -147,6 +192,11 @@ internal sealed class UNetModel : IDisposable
         Span<float> output,
         RunOptions? runOptions)
     {
+        if (ExtraInputs.Count > 0)
+        {
+            throw new InvalidOperationException($"The UNet takes extra inputs ({string.Join(", ", ExtraInputs.Keys)}); run it through a binding.");
+        }
+
         using var sampleValue = OnnxModel.CreateFloatTensor(_sample, sample, sampleShape);
         using var timestepValue = OnnxModel.CreateScalar(_timestep, timestep);
         using var hiddenValue = OnnxModel.CreateFloatTensor(_hidden, hiddenStates, hiddenShape);
@@ -187,6 +237,14 @@ internal sealed class UNetModel : IDisposable
             throw Mismatch($"input '{spec.Name}' must have rank {rank}; found {spec}");
         }
     }
+
+    private SdxlModelException Unsupplied(string name) => name switch
+    {
+        "timestep_cond" => new($"unet: the model takes 'timestep_cond' (a guidance-distilled LCM UNet, time_cond_proj_dim), and this generation does not supply it. File: '{_model.Path}'."),
+        _ when name.EndsWith("_additional_residual", StringComparison.Ordinal) =>
+            new($"unet: the model takes ControlNet residual '{name}', and this generation has no ControlNet that supplies it. File: '{_model.Path}'."),
+        _ => new($"unet: the model takes input '{name}', which Sdxl.Net does not know how to supply; found {_model.Signature}. File: '{_model.Path}'."),
+    };
 
     private SdxlModelException Mismatch(string what) =>
         new($"unet: {what}. Expected inputs sample [B,4,h,w], timestep (scalar or [1]), encoder_hidden_states [B,77,D], text_embeds [B,P], time_ids [B,6|5] → out_sample; found {_model.Signature}. File: '{_model.Path}'.");

@@ -42,6 +42,7 @@ internal sealed class OnnxModel : IDisposable
 {
     private readonly ExecutionProviderOptions _options;
     private readonly SessionResidency? _residency;
+    private readonly SessionCustomization? _customization;
     private readonly object _gate;
     private InferenceSession? _session;
     private int _leases;
@@ -55,14 +56,16 @@ internal sealed class OnnxModel : IDisposable
     /// With <see cref="MemoryMode.LoadPerPhase"/>: the folder's residency; the session is closed right after its
     /// signature is read and reopened by the first run of its phase.
     /// </param>
-    public OnnxModel(string component, string path, ExecutionProviderOptions options, SessionResidency? residency = null)
+    /// <param name="customization">The weights overlay (initializer overrides), applied to every session this model opens.</param>
+    public OnnxModel(string component, string path, ExecutionProviderOptions options, SessionResidency? residency = null, SessionCustomization? customization = null)
     {
         Component = component;
         Path = path;
         _options = options;
+        _customization = customization;
         _residency = residency;
         _gate = residency?.Gate ?? new object();
-        _session = SessionFactory.Create(path, component, options, out var provider);
+        _session = SessionFactory.Create(path, component, options, out var provider, customization);
         Provider = provider;
         Inputs = ReadSpecs(_session.InputMetadata);
         Outputs = ReadSpecs(_session.OutputMetadata);
@@ -128,7 +131,7 @@ internal sealed class OnnxModel : IDisposable
             if (_session is null)
             {
                 _residency.ReleaseOtherPhases(this);
-                _session = SessionFactory.Create(Path, Component, _options, out _);
+                _session = SessionFactory.Create(Path, Component, _options, out _, _customization);
             }
 
             _leases++;

@@ -10,7 +10,9 @@ internal static class SessionFactory
     /// <param name="component">The component name (CUDA graphs are enabled for the <c>unet</c> only).</param>
     /// <param name="options">The provider options.</param>
     /// <param name="provider">The provider the session was created with.</param>
-    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider)
+    /// <param name="customization">Initializer overrides and related settings (the weights overlay), or <see langword="null"/>.</param>
+    public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider,
+        SessionCustomization? customization = null)
     {
         if (!File.Exists(modelPath))
         {
@@ -33,6 +35,7 @@ internal static class SessionFactory
             try
             {
                 sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options));
+                customization?.ApplyTo(sessionOptions);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
