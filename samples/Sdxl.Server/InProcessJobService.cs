@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Sdxl.Net;
-using Sdxl.Net.Imaging;
 using Sdxl.Net.Serving;
 
 namespace Sdxl.Server;
@@ -95,20 +94,6 @@ internal sealed class InProcessJobService(GenerationServer server) : IJobService
         _ => "cancelled",
     };
 
-    /// <summary>PNG bytes of a result, as <see cref="StreamImageSink"/> writes them (with the recipe chunk).</summary>
-    internal static async Task<IReadOnlyList<JobImage>> EncodeAsync(GenerationResult result, CancellationToken cancellationToken)
-    {
-        var streams = new List<(GeneratedImage Image, MemoryStream Stream)>();
-        var sink = new StreamImageSink((_, image, _) =>
-        {
-            var stream = new MemoryStream();
-            streams.Add((image, stream));
-            return ValueTask.FromResult<Stream>(stream);
-        });
-        await sink.WriteAsync(result, cancellationToken);
-        return [.. streams.Select(s => new JobImage(s.Image.Index, s.Image.Seed, s.Stream.ToArray()))];
-    }
-
     private sealed class TrackedJob(GenerationJob job)
     {
         private Task<IReadOnlyList<JobImage>>? _images;
@@ -116,7 +101,7 @@ internal sealed class InProcessJobService(GenerationServer server) : IJobService
         public GenerationJob Job { get; } = job;
 
         public Task<IReadOnlyList<JobImage>> ImagesAsync(CancellationToken cancellationToken) =>
-            LazyInitializer.EnsureInitialized(ref _images, () => Task.Run(async () => await EncodeAsync(await Job.Completion, CancellationToken.None), CancellationToken.None))
+            LazyInitializer.EnsureInitialized(ref _images, () => Task.Run(async () => (IReadOnlyList<JobImage>)[.. (await EncodedImage.EncodePngAsync(await Job.Completion)).Select(i => new JobImage(i.Index, i.Seed, i.Png))], CancellationToken.None))
                 .WaitAsync(cancellationToken);
 
         public async Task<JobView> ViewAsync(CancellationToken cancellationToken)

@@ -155,6 +155,18 @@ public sealed class GenerationServer : IDisposable
         return job;
     }
 
+    /// <summary>The measured time per image of one worker (a moving average over finished batches; 1 s before the first).</summary>
+    public TimeSpan TimePerImage
+    {
+        get
+        {
+            lock (_estimateLock)
+            {
+                return TimeSpan.FromSeconds(_secondsPerImage);
+            }
+        }
+    }
+
     /// <summary>
     /// When the queue will likely have room: the queued images over the images all workers generate per second,
     /// measured from finished batches (one second per image until the first batch finished), at least one second.
