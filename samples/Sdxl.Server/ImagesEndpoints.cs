@@ -81,6 +81,7 @@ internal static class ImagesEndpoints
                     created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
                     data = images.Select(i => new { b64_json = Convert.ToBase64String(i.Png), revised_prompt = spec!.Prompt, seed = i.Seed }),
                 }),
+                { Kind: "failed", InvalidRequest: true } => BadRequest(end.Error ?? "The request is invalid for the model."),
                 { Kind: "cancelled" } => Results.Problem("The job was cancelled.", statusCode: StatusCodes.Status409Conflict, title: "Cancelled"),
                 _ => Results.Problem(end?.Error ?? "The job ended without a result.", statusCode: StatusCodes.Status500InternalServerError, title: "Generation failed"),
             };
@@ -156,6 +157,7 @@ internal static class ImagesEndpoints
         total_steps = v.TotalSteps,
         error = v.Error,
         created = v.Created.ToUnixTimeSeconds(),
+        worker = v.Worker,
         data = v.Images?.Select(i => new { b64_json = Convert.ToBase64String(i.Png), seed = i.Seed }),
     };
 

@@ -93,11 +93,18 @@ internal sealed record GenerationSpec(string Prompt, string? NegativePrompt, int
 internal sealed record JobImage(int Index, long? Seed, byte[] Png);
 
 /// <summary>A job's current status.</summary>
-internal sealed record JobView(string Id, string Status, int? Position, int Step, int TotalSteps, string? Error, IReadOnlyList<JobImage>? Images, DateTimeOffset Created);
+internal sealed record JobView(string Id, string Status, int? Position, int Step, int TotalSteps, string? Error, IReadOnlyList<JobImage>? Images, DateTimeOffset Created)
+{
+    /// <summary>The cluster worker that runs (or ran) the job; null in one process.</summary>
+    public string? Worker { get; init; }
+}
 
 /// <summary>One event of a job (the server-sent events stream).</summary>
 internal sealed record JobUpdate(string Kind, int Sequence, int? Position, int Step, int TotalSteps, int BatchImages, string? Error, IReadOnlyList<JobImage>? Images)
 {
+    /// <summary>The job failed because the request does not suit the model (found by the worker that loaded it).</summary>
+    public bool InvalidRequest { get; init; }
+
     public bool IsTerminal => Kind is "done" or "failed" or "cancelled";
 }
 

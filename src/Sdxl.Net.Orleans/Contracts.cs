@@ -142,6 +142,9 @@ public sealed record ImageJobEvent([property: Id(0)] ImageJobEventKind Kind, [pr
     /// <summary>The worker (<see cref="ImageJobEventKind.Started"/>).</summary>
     [Id(9)] public string? Worker { get; init; }
 
+    /// <summary>The job failed because its request is invalid for the model (a client error, not retriable).</summary>
+    [Id(10)] public bool InvalidRequest { get; init; }
+
     /// <summary>Whether the event ends the job.</summary>
     public bool IsTerminal => Kind is ImageJobEventKind.Done or ImageJobEventKind.Failed or ImageJobEventKind.Cancelled;
 }
@@ -179,6 +182,9 @@ public sealed record ImageJobStatus
 
     /// <summary>How many times it was queued again after its worker was lost.</summary>
     [Id(9)] public int Requeues { get; init; }
+
+    /// <summary>The job failed because its request is invalid for the model.</summary>
+    [Id(10)] public bool InvalidRequest { get; init; }
 }
 
 /// <summary>A job in the cluster queue.</summary>

@@ -114,7 +114,7 @@ internal sealed class GpuWorkerGrain(LocalGpuWorkers local, ILocalSiloDetails si
                     }
                     catch (Exception e) when (e is ArgumentException or QueueFullException)
                     {
-                        await grain.Report(workerId, new ImageJobEvent(ImageJobEventKind.Failed, 0) { Error = e.Message });
+                        await grain.Report(workerId, new ImageJobEvent(ImageJobEventKind.Failed, 0) { Error = e.Message, InvalidRequest = e is ArgumentException });
                         continue;
                     }
 

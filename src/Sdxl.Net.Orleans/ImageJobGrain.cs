@@ -23,6 +23,7 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
     private SiloAddress? _workerSilo;
     private int _step, _totalSteps, _requeues;
     private string? _error;
+    private bool _invalidRequest;
     private IReadOnlyList<ImageJobImage>? _images;
     private IGrainTimer? _watchdog;
 
@@ -165,6 +166,7 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
                 break;
             case ImageJobEventKind.Failed:
                 _error = update.Error;
+                _invalidRequest = update.InvalidRequest;
                 End(ImageJobState.Failed, update);
                 break;
             case ImageJobEventKind.Cancelled:
@@ -232,5 +234,6 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
         Created = _created,
         Worker = _worker,
         Requeues = _requeues,
+        InvalidRequest = _invalidRequest,
     };
 }

@@ -11,8 +11,13 @@ public static class SdxlSiloMetadata
     /// <summary>The metadata key.</summary>
     public const string GpuKey = "sdxl.gpu";
 
-    internal static bool HasGpu(ISiloMetadataCache cache, SiloAddress silo) =>
-        cache.GetSiloMetadata(silo) is { } metadata && metadata.Metadata.TryGetValue(GpuKey, out var value) && value == "true";
+    internal static bool HasGpu(ISiloMetadataCache cache, SiloAddress silo) => Gpu(cache, silo) == "true";
+
+    // Control silos say so explicitly: a silo whose metadata is not known yet is not assumed to be one.
+    internal static bool IsControl(ISiloMetadataCache cache, SiloAddress silo) => Gpu(cache, silo) == "false";
+
+    private static string? Gpu(ISiloMetadataCache cache, SiloAddress silo) =>
+        cache.GetSiloMetadata(silo) is { } metadata && metadata.Metadata.TryGetValue(GpuKey, out var value) ? value : null;
 }
 
 /// <summary>Places a grain only on silos whose metadata declares GPUs.</summary>
@@ -38,12 +43,20 @@ internal sealed class ControlSiloPlacementFilterAttribute() : PlacementFilterAtt
 /// <summary>The strategy of <see cref="ControlSiloPlacementFilterAttribute"/>.</summary>
 internal sealed class ControlSiloPlacementFilterStrategy() : PlacementFilterStrategy(order: 0);
 
-internal sealed class ControlSiloPlacementFilterDirector(ISiloMetadataCache cache) : IPlacementFilterDirector
+internal sealed class ControlSiloPlacementFilterDirector(ISiloMetadataCache cache, ILocalSiloDetails local, Microsoft.Extensions.Options.IOptions<SdxlClusterOptions> options)
+    : IPlacementFilterDirector
 {
     public IEnumerable<SiloAddress> Filter(PlacementFilterStrategy filterStrategy, PlacementTarget target, IEnumerable<SiloAddress> silos)
     {
         var all = silos.ToList();
-        var control = all.Where(silo => !SdxlSiloMetadata.HasGpu(cache, silo)).ToList();
+
+        // This silo knows its own role without waiting for the metadata to spread: a control silo keeps the grains it creates.
+        if (options.Value.Devices.Count == 0 && all.Contains(local.SiloAddress))
+        {
+            return [local.SiloAddress];
+        }
+
+        var control = all.Where(silo => SdxlSiloMetadata.IsControl(cache, silo)).ToList();
         return control.Count > 0 ? control : all;
     }
 }
