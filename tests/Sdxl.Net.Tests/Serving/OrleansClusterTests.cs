@@ -20,9 +20,6 @@ public sealed class OrleansClusterTests
     {
         var model = SyntheticModels.Get();
         var builder = new InProcessTestClusterBuilder(3);
-
-        // The test cluster's shared directory stands in for Redis': a killed silo takes no directory entry with it.
-        builder.Options.UseTestClusterGrainDirectory = true;
         builder.ConfigureSilo((silo, siloBuilder) =>
         {
             bool gpu = !IsControlSilo(silo.SiloName);
