@@ -15,7 +15,11 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
+    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding" };
+
+    // synth's --refiner is a switch; generate's --refiner takes a folder.
+    private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -38,12 +42,16 @@ internal static class CliApp
         {
             var command = args[0];
             var rest = args.Skip(1).ToArray();
-            if (command == "info" && rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
+            if (command is "info" or "download" && rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
             {
-                rest = ["--model", .. rest];
+                rest = [command == "info" ? "--model" : "--repo", .. rest];
+            }
+            else if (command == "canny")
+            {
+                rest = CannyCommand.Positional(rest);
             }
 
-            var options = new CliArguments(rest, Flags);
+            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
             if (options.Flag("help"))
             {
                 stdout.WriteLine(Usage);
@@ -57,8 +65,12 @@ internal static class CliApp
                 "schedule" => ScheduleCommand.Run(options, stdout),
                 "info" => InfoCommand.Run(options, stdout),
                 "buckets" => Buckets(options, stdout),
+                "canny" => CannyCommand.Run(options, stdout),
                 "demo" => await DemoCommand.RunAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, tokenize, schedule, info, buckets, demo; see --help)"),
+                "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
+                "download" => await HubCommands.DownloadAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
+                "models" => HubCommands.Models(options, stdout),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models; see --help)"),
             };
         }
         catch (UsageException e)
@@ -110,15 +122,34 @@ internal static class CliApp
     internal static string OneLine(string message) =>
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    internal static string ModelPath(CliArguments options)
+    /// <summary>The <c>--model</c> folder, or the cached folder of an ORG/NAME Hugging Face repository id.</summary>
+    internal static string ModelPath(CliArguments options) => HubCommands.ResolveModel(options.Required("model"), "model");
+
+    /// <summary>Reads <c>--prompt-syntax</c> and <c>--prompt-weighting</c> (falling back to a recipe's values).</summary>
+    internal static (PromptSyntax Syntax, PromptWeighting Weighting) PromptSyntaxOptions(CliArguments options, GenerationRequest? fromImage = null)
     {
-        var model = options.Required("model");
-        if (!Directory.Exists(model))
+        var syntax = options.Optional("prompt-syntax") switch
         {
-            throw new UsageException($"--model: folder not found: '{model}'");
+            null => fromImage?.PromptSyntax ?? PromptSyntax.Plain,
+            "plain" => PromptSyntax.Plain,
+            "weighted" => PromptSyntax.Weighted,
+            var other => throw new UsageException($"--prompt-syntax must be plain or weighted; got '{other}'"),
+        };
+        var weightingText = options.Optional("prompt-weighting");
+        var weighting = weightingText switch
+        {
+            null => fromImage?.PromptWeighting ?? PromptWeighting.Automatic1111,
+            "a1111" => PromptWeighting.Automatic1111,
+            "no-mean-restore" => PromptWeighting.NoMeanRestore,
+            "comfyui" => PromptWeighting.ComfyUI,
+            var other => throw new UsageException($"--prompt-weighting must be a1111, no-mean-restore or comfyui; got '{other}'"),
+        };
+        if (weightingText is not null && syntax != PromptSyntax.Weighted)
+        {
+            throw new UsageException("--prompt-weighting applies to --prompt-syntax weighted");
         }
 
-        return model;
+        return (syntax, weighting);
     }
 
     private static int Tokenize(CliArguments options, TextWriter stdout)
@@ -126,22 +157,29 @@ internal static class CliApp
         var model = ModelPath(options);
         var prompt = options.Required("prompt");
         bool json = options.Flag("json");
+        var (syntax, weighting) = PromptSyntaxOptions(options);
         options.RejectUnknown();
-        var results = new List<(string Name, TokenizedPrompt Tokens)>();
+        var tokenizers = new List<(string Name, ClipTokenizer Tokenizer)>();
         foreach (var name in new[] { "tokenizer", "tokenizer_2" })
         {
             var dir = Path.Combine(model, name);
             if (Directory.Exists(dir))
             {
-                results.Add((name, ClipTokenizer.FromDirectory(dir).Encode(prompt)));
+                tokenizers.Add((name, ClipTokenizer.FromDirectory(dir)));
             }
         }
 
-        if (results.Count == 0)
+        if (tokenizers.Count == 0)
         {
             throw new UsageException($"--model: '{model}' has neither tokenizer/ nor tokenizer_2/");
         }
 
+        if (syntax == PromptSyntax.Weighted)
+        {
+            return TokenizeWeighted(tokenizers, prompt, weighting, json, stdout);
+        }
+
+        var results = tokenizers.Select(t => (t.Name, Tokens: t.Tokenizer.Encode(prompt))).ToList();
         if (json)
         {
             var doc = new Dictionary<string, object>();
@@ -163,6 +201,50 @@ internal static class CliApp
         {
             stdout.WriteLine($"{name}: {tokens.TokenCount} tokens{(tokens.Truncated ? $" (truncated to {tokens.KeptTokenCount})" : string.Empty)}");
             stdout.WriteLine($"  ids: {string.Join(' ', tokens.InputIds)}");
+        }
+
+        return Ok;
+    }
+
+    // Weighted syntax: each tokenizer's chunks, with every prompt token's text and weight.
+    private static int TokenizeWeighted(List<(string Name, ClipTokenizer Tokenizer)> tokenizers, string prompt, PromptWeighting weighting, bool json, TextWriter stdout)
+    {
+        var doc = new Dictionary<string, object>();
+        foreach (var (name, tokenizer) in tokenizers)
+        {
+            var chunks = tokenizer.EncodeChunks(prompt, weighting);
+            if (json)
+            {
+                doc[name] = new Dictionary<string, object>
+                {
+                    ["chunks"] = chunks.Select(c => new Dictionary<string, object>
+                    {
+                        ["input_ids"] = c.InputIds,
+                        ["weights"] = c.Weights,
+                        ["token_count"] = c.TokenCount,
+                        ["tokens"] = c.InputIds.Skip(1).Take(c.TokenCount).Select(id => tokenizer.TokenText(id) ?? "?").ToArray(),
+                    }).ToArray(),
+                };
+                continue;
+            }
+
+            stdout.WriteLine($"{name}: {chunks.Count} chunk(s), {chunks.Sum(c => c.TokenCount)} tokens");
+            for (int k = 0; k < chunks.Count; k++)
+            {
+                var c = chunks[k];
+                var tokens = Enumerable.Range(1, c.TokenCount).Select(i =>
+                {
+                    var text = (tokenizer.TokenText(c.InputIds[i]) ?? "?").Replace("</w>", string.Empty, StringComparison.Ordinal);
+                    return c.Weights[i] == 1f ? text : string.Create(CultureInfo.InvariantCulture, $"{text}:{c.Weights[i]:0.###}");
+                });
+                stdout.WriteLine($"  chunk {k + 1} ({c.TokenCount} tokens): {string.Join(' ', tokens)}");
+                stdout.WriteLine($"    ids: {string.Join(' ', c.InputIds)}");
+            }
+        }
+
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(doc));
         }
 
         return Ok;
@@ -200,23 +282,47 @@ internal static class CliApp
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--prompt-syntax plain|weighted] [--prompt-weighting a1111|no-mean-restore|comfyui] [--clip-skip N]
+                    [--embedding FILE.safetensors[:TOKEN]]... (SDXL textual inversion; TOKEN defaults to the file name)
+                    [--preset turbo|lightning-4|lightning-8|lcm|hyper-8] [--eta G]
+                    [--timesteps T1,T2,... | --sigmas S1,S2,...,0]
+                    [--preview-every N --preview-dir DIR [--preview-kind latent|taesd] [--taesd DIR] [--preview-size PX]]
+                    [--controlnet DIR --control-image FILE [--control-scale S] [--control-start A] [--control-end B]]...
+                    [--guess-mode]  (repeat the ControlNet group per net; matched by position; see docs/controlnet.md)
                     [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
           inpaint   --model DIR --image FILE --mask FILE [--strength S (0.9999)] and the options of img2img
                     (white mask pixels are repainted; 4-channel UNets blend, 9-channel inpainting UNets are fed the mask)
-          tokenize  --model DIR --prompt TEXT [--json]
+          canny     IN OUT.png [--low 100] [--high 200]
+                    (a canny-edge control image, as OpenCV's cv2.Canny in diffusers' examples)
+          tokenize  --model DIR --prompt TEXT [--prompt-syntax plain|weighted] [--prompt-weighting ...] [--json]
+                    (weighted: the 75-token chunks with each token's text and weight)
           schedule  --model DIR [--scheduler NAME] [--timestep-spacing leading|trailing|linspace] [--karras]
                     --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
           demo      [--output FILE.png] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
+          synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]
+                    (writes a random-weight folder; full = SDXL's real structure and size, ~13.9 GB fp32 / 7 GB fp16)
+          download  ORG/NAME [--revision R] [--variant fp16] [--cache-dir DIR]
+                    (the ONNX files of a Hugging Face repository into the huggingface_hub cache; prints the folder)
+          models    [--cache-dir DIR] [--json]   (the models in that cache, sizes and ONNX layouts)
+
+        Models: DIR may also be ORG/NAME, a repository in the Hugging Face cache (HF_HUB_CACHE, HF_HOME);
+          HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1 are honoured as by huggingface_hub.
 
         Schedulers (--scheduler): euler, euler-karras, euler-a, heun, dpmpp-2m, dpmpp-2m-karras, dpmpp-2m-sde,
-          dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm
+          dpmpp-2m-sde-karras, dpmpp-2s, unipc, ddim, ddpm, kdpm2, kdpm2-a, lms, pndm, lcm, tcd,
+          euler-trailing, euler-a-trailing, ddim-trailing
           (default: the class in the model's scheduler/scheduler_config.json).
+        Prompts: plain (default) is diffusers' reading, cut after 75 tokens. weighted is AUTOMATIC1111's language:
+          (x) x1.1, [x] /1.1, (x:1.3), BREAK, any length in 75-token chunks; see docs/prompts.md.
+        Few-step models: --preset sets --steps, --guidance and --scheduler (explicit flags win); an LCM UNet takes
+          --guidance as its guidance embedding; --eta reaches ddim and tcd (default 0, as diffusers' pipeline);
+          --timesteps (euler, lcm, tcd) or --sigmas (euler, final sigma included) set the step count.
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
         Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.

@@ -11,15 +11,21 @@ internal sealed class CliArguments
 {
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _repeated = new(StringComparer.Ordinal);
+    private readonly IReadOnlySet<string> _repeatable;
 
-    public CliArguments(IEnumerable<string> args, IReadOnlySet<string> flags)
+    /// <param name="args">The arguments after the command.</param>
+    /// <param name="flags">Options without a value.</param>
+    /// <param name="repeatable">Options that may be given more than once (read with <see cref="All"/>).</param>
+    public CliArguments(IEnumerable<string> args, IReadOnlySet<string> flags, IReadOnlySet<string>? repeatable = null)
     {
+        _repeatable = repeatable ?? new HashSet<string>(StringComparer.Ordinal);
         string? pending = null;
         foreach (var arg in args)
         {
             if (pending is not null)
             {
-                _values[pending] = arg;
+                Add(pending, arg);
                 pending = null;
                 continue;
             }
@@ -41,7 +47,7 @@ internal sealed class CliArguments
             }
             else
             {
-                if (_values.ContainsKey(name))
+                if (_values.ContainsKey(name) && !_repeatable.Contains(name))
                 {
                     throw new UsageException($"--{name} is given twice");
                 }
@@ -58,6 +64,18 @@ internal sealed class CliArguments
 
     private void Add(string name, string? value)
     {
+        if (_repeatable.Contains(name) && value is not null)
+        {
+            if (!_repeated.TryGetValue(name, out var list))
+            {
+                _repeated[name] = list = [];
+            }
+
+            list.Add(value);
+            _values[name] = value;
+            return;
+        }
+
         if (!_values.TryAdd(name, value))
         {
             throw new UsageException($"--{name} is given twice");
@@ -74,6 +92,13 @@ internal sealed class CliArguments
     {
         _used.Add(name);
         return _values.TryGetValue(name, out var v) ? v : null;
+    }
+
+    /// <summary>Every value of a repeatable option, in the order given (empty when absent).</summary>
+    public IReadOnlyList<string> All(string name)
+    {
+        _used.Add(name);
+        return _repeated.TryGetValue(name, out var list) ? list : [];
     }
 
     public string Required(string name) =>

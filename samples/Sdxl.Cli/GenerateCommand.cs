@@ -49,14 +49,26 @@ internal static class GenerateCommand
                 throw new UsageException($"--from-image: '{recipePng}' was made by {(recipe.UsedMask ? "inpaint" : "img2img")}; use that command with the same --image{(recipe.UsedMask ? " and --mask" : string.Empty)}");
             }
 
+            if (recipe.ControlNets is { Count: > 0 } units && options.All("controlnet").Count == 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' was made with ControlNet ({string.Join(", ", units.Select(u => u.Net))}); pass the same --controlnet and --control-image options");
+            }
+
             fromImage = recipe.Request;
+            var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
+            if (missing.Length > 0)
+            {
+                throw new UsageException($"--from-image: '{recipePng}' used the embedding(s) {string.Join(", ", missing.Select(e => $"{e.Token} ({e.FileName})"))}; pass the same --embedding FILE:TOKEN");
+            }
         }
 
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
-        var steps = options.Int("steps", 1, 1000) ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
-        var guidance = options.Double("guidance", 0, 100) ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        var fewStep = FewStepOptions.Parse(options);
+        var preview = PreviewWriter.Parse(options);
+        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
+        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
@@ -118,11 +130,7 @@ internal static class GenerateCommand
         };
         conditioning = (fromImage?.Conditioning ?? new MicroConditioning()).Merge(conditioning);
 
-        var refinerDir = options.Optional("refiner");
-        if (refinerDir is not null && !Directory.Exists(refinerDir))
-        {
-            throw new UsageException($"--refiner: folder not found: '{refinerDir}'");
-        }
+        var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
@@ -165,7 +173,8 @@ internal static class GenerateCommand
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
         };
-        var scheduler = options.Optional("scheduler") ?? fromImage?.Scheduler;
+        using var controlNets = ControlNetOptions.Parse(options);
+        var scheduler = options.Optional("scheduler") ?? fewStep.Preset?.Scheduler ?? fromImage?.Scheduler;
         var seed = options.Long("seed", 0, long.MaxValue);
         long[]? seedList = null;
         if (options.Optional("seeds") is { } seedsText)
@@ -206,9 +215,13 @@ internal static class GenerateCommand
             // Record the Karras variant by its catalog name, so the PNG recipe selects it again.
             scheduler += "-karras";
         }
+        var (syntax, weighting) = CliApp.PromptSyntaxOptions(options, fromImage);
         var request = new GenerationRequest
         {
             Prompt = prompt,
+            PromptSyntax = syntax,
+            PromptWeighting = weighting,
+            ClipSkip = options.Int("clip-skip", 0, 64) ?? fromImage?.ClipSkip,
             Prompt2 = options.Optional("prompt-2") ?? fromImage?.Prompt2,
             NegativePrompt = options.Optional("negative-prompt") ?? fromImage?.NegativePrompt,
             NegativePrompt2 = options.Optional("negative-prompt-2") ?? fromImage?.NegativePrompt2,
@@ -228,7 +241,15 @@ internal static class GenerateCommand
             Strength = strength,
             ResizeMode = resize,
             VaeSampling = vaeSampling,
+            Eta = fewStep.Eta ?? fromImage?.Eta,
+            Timesteps = fewStep.Timesteps ?? (fewStep.Sigmas is null ? fromImage?.Timesteps : null),
+            Sigmas = fewStep.Sigmas ?? (fewStep.Timesteps is null ? fromImage?.Sigmas : null),
+            Preset = fewStep.Preset?.Name ?? fromImage?.Preset,
+            Preview = preview?.Options,
+            ControlImages = controlNets.Images,
+            ControlNetGuessMode = controlNets.GuessMode || (fromImage?.ControlNetGuessMode ?? false),
         };
+        var embeddings = options.All("embedding").Select(EmbeddingArgument).ToArray();
         bool verbose = options.Flag("verbose");
         options.RejectUnknown();
 
@@ -243,6 +264,11 @@ internal static class GenerateCommand
         if (vaeTiling)
         {
             builder.WithTiledVae();
+        }
+
+        foreach (var embedding in embeddings)
+        {
+            builder.AddEmbedding(embedding.Path, embedding.Token);
         }
 
         if (scheduler is not null)
@@ -270,11 +296,12 @@ internal static class GenerateCommand
             });
         }
 
+        controlNets.AddTo(builder);
         builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
         using var disposeImage = image;
         using var disposeMask = mask;
         using var pipeline = builder.Build();
-        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, progress, ct)).ConfigureAwait(false);
+        var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, preview is { } p ? new PreviewWriter(progress, p.Directory) : progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
             stderr.WriteLine($"sdxl: warning: {warning}");
@@ -287,7 +314,31 @@ internal static class GenerateCommand
         return CliApp.Ok;
     }
 
-    private static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
+    /// <summary>
+    /// Parses <c>FILE[:TOKEN]</c>: the token follows the last colon when that part names no path (so <c>C:\e.safetensors</c>
+    /// stays a path); without one the trigger word is the file name, as in AUTOMATIC1111.
+    /// </summary>
+    internal static (string Path, string Token) EmbeddingArgument(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        bool hasToken = colon > 0 && colon < text.Length - 1 && text.AsSpan(colon + 1).IndexOfAny('/', '\\') < 0 && !File.Exists(text);
+        var path = hasToken ? text[..colon] : text;
+        var token = hasToken ? text[(colon + 1)..] : Path.GetFileNameWithoutExtension(path);
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"--embedding: file not found: '{path}'");
+        }
+
+        if (token.Length == 0 || token.Any(char.IsWhiteSpace))
+        {
+            throw new UsageException($"--embedding: the trigger word must be one word without spaces; got '{token}'");
+        }
+
+        return (path, token);
+    }
+
+    /// <summary>Loads an input image with the library's limits; a missing or undecodable file is a usage error naming <paramref name="flag"/>.</summary>
+    internal static SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24> LoadImage(string path, string flag)
     {
         if (!File.Exists(path))
         {

@@ -16,6 +16,11 @@ internal static class InfoCommand
         stdout.WriteLine($"time_ids:     {info.TimeIdsWidth} values{(info.TimeIdsWidth == 5 ? " (original size, crop, aesthetic score)" : " (original size, crop, target size)")}");
         stdout.WriteLine($"unet:         {info.UNetInChannels} input channels{(info.UNetInChannels == 9 ? " (inpainting)" : string.Empty)}");
         stdout.WriteLine($"scheduler:    {info.SchedulerClass ?? "(none)"}");
+        if (info.GuidanceEmbeddingDim is { } condDim)
+        {
+            stdout.WriteLine($"guidance:     LCM UNet: --guidance becomes the guidance embedding (timestep_cond, {condDim} values); no CFG; use --scheduler lcm (--preset lcm)");
+        }
+
         stdout.WriteLine($"vae scaling:  {info.VaeScalingFactor}");
         stdout.WriteLine($"empty negative prompt → zeros: {info.ForceZerosForEmptyPrompt}");
         foreach (var (name, signature) in info.Signatures)

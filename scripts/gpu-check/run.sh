@@ -5,9 +5,15 @@
 #   scripts/gpu-check/run.sh publish            # build machine: writes artifacts/gpu-check/ (copy it to the GPU machine)
 #   scripts/gpu-check/run.sh check [options]    # GPU machine, from the folder holding run.sh and the published files
 #   scripts/gpu-check/run.sh all [options]      # both, on a GPU machine that has the SDK
+#   scripts/gpu-check/run.sh dry-run            # any machine with the SDK: the same checks on the CPU provider
 #
-# check options are passed to `Sdxl.Net.Benchmarks gpu-check`: --device cuda[:N]|tensorrt[:N], --size tiny|small,
-# --steps N, --fp16, --skip-graph. Exit code 0 when every check passes; the output ends with a summary line.
+# check without options runs, in about 10 minutes on an H100/H200: (1) CUDA parity on the tiny folder and timing of a
+# full-size fp16 SDXL-structured folder at 1024x1024, 30 steps, CUDA graphs off and on; (2) TensorRT parity and timing
+# with shape profiles and an engine cache on the small folder (a full-size engine build alone takes several minutes:
+# add --timing-size full to a tensorrt check when there is time). Peak GPU memory is sampled with nvidia-smi.
+# Options given to check go to one `Sdxl.Net.Benchmarks gpu-check` run instead: --device cuda[:N]|tensorrt[:N],
+# --size tiny|small, --steps N, --fp16, --skip-graph, --timing-size none|miniature|small|full, --timing-model DIR,
+# --timing-steps N, --timing-side PX, --trt-cache DIR. Exit code 0 when every check passes.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,13 +46,40 @@ check() {
       echo "MISSING  $lib (install it or add its folder to LD_LIBRARY_PATH)"
     fi
   done
-  echo "== gpu-check"
-  "$bin" gpu-check "$@"
+  local status=0
+  if (( $# > 0 )); then
+    measured "$bin" gpu-check "$@" || status=$?
+  else
+    echo "== gpu-check: CUDA"
+    measured "$bin" gpu-check --device cuda || status=$?
+    echo "== gpu-check: TensorRT"
+    measured "$bin" gpu-check --device tensorrt --skip-graph --timing-size small --timing-side 512 --timing-steps 30 || status=$?
+  fi
+  return $status
+}
+
+# Runs a command while sampling the GPU's used memory; prints the peak.
+measured() {
+  local log; log="$(mktemp)"
+  (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -n 1; sleep 0.2; done) >"$log" &
+  local sampler=$! status=0
+  "$@" || status=$?
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  if [[ -s "$log" ]]; then echo "peak GPU memory used: $(sort -n "$log" | tail -n 1) MiB"; fi
+  rm -f "$log"
+  return $status
+}
+
+# The same code path on the CPU provider (the miniature SDXL-structured folder), for machines without a GPU and CI.
+dry_run() {
+  dotnet build "$root/tests/Sdxl.Net.Benchmarks/Sdxl.Net.Benchmarks.csproj" -c Release -v quiet -nologo >/dev/null
+  dotnet "$root/tests/Sdxl.Net.Benchmarks/bin/Release/net10.0/Sdxl.Net.Benchmarks.dll" gpu-check --device cpu "$@"
 }
 
 case "${1:-}" in
   publish) shift; publish "$@" ;;
   check) shift; check "$@" ;;
   all) shift; publish; check "$@" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  dry-run) shift; dry_run "$@" ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

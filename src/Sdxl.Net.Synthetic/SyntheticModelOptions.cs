@@ -52,6 +52,9 @@ public sealed record SyntheticModelOptions
     /// </summary>
     public int UnetInChannels { get; init; } = 4;
 
+    /// <summary>Fixes the token axis of the UNet's <c>encoder_hidden_states</c> (as static-shape exports do); <see langword="null"/>: dynamic.</summary>
+    public int? UnetSequenceLength { get; init; }
+
     /// <summary>
     /// Stores the UNet weights in <c>unet/model.onnx_data</c> as ONNX external data, as real exports over 2 GB do.
     /// </summary>
@@ -93,6 +96,16 @@ public sealed record SyntheticModelOptions
     /// (<see cref="SyntheticSdxlModel.MinimumVocabSize"/>).
     /// </summary>
     public int VocabSize { get; init; } = 49408;
+
+    /// <summary>Whether and where the folder has a ControlNet-enabled UNet (see <see cref="SyntheticSdxlModel.WriteControlNet"/>).</summary>
+    public ControlNetUNetLayout ControlNetUNet { get; init; } = ControlNetUNetLayout.None;
+
+    /// <summary>
+    /// Makes the UNet guidance-distilled like LCM-SDXL: it takes <c>timestep_cond</c> [B, dim] and adds a bias-free
+    /// projection of it to the sinusoidal time projection before <c>time_embedding.linear_1</c> (diffusers'
+    /// <c>cond_proj</c>); <c>unet/config.json</c> gets <c>time_cond_proj_dim</c>. <see langword="null"/>: a plain UNet.
+    /// </summary>
+    public int? TimeCondProjDim { get; init; }
 
     /// <summary>The seed of the random weights: equal options write byte-identical folders.</summary>
     public int Seed { get; init; } = 1;
@@ -148,9 +161,19 @@ public sealed record SyntheticModelOptions
                 $"VocabSize must be at least {SyntheticSdxlModel.MinimumVocabSize}, the size of the vocabulary written with the model.");
         }
 
+        if (TimeCondProjDim is { } condDim)
+        {
+            RequireAtLeast(condDim, 1, nameof(TimeCondProjDim));
+        }
+
         if (!Enum.IsDefined(Timestep))
         {
             throw new ArgumentOutOfRangeException(nameof(Timestep), Timestep, "Unknown timestep signature.");
+        }
+
+        if (!Enum.IsDefined(ControlNetUNet))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ControlNetUNet), ControlNetUNet, "Unknown ControlNet UNet layout.");
         }
 
         if (!Enum.IsDefined(VaeEncoder))
@@ -166,4 +189,33 @@ public sealed record SyntheticModelOptions
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least {minimum}.");
         }
     }
+}
+
+/// <summary>Where a synthetic model folder's ControlNet-enabled UNet is.</summary>
+public enum ControlNetUNetLayout
+{
+    /// <summary>No ControlNet-enabled UNet: a plain <c>unet/</c>.</summary>
+    None,
+
+    /// <summary><c>unet/model.onnx</c> itself takes the residual inputs.</summary>
+    UNetTakesResiduals,
+
+    /// <summary>OnnxStack's layout: a plain <c>unet/</c> and the same UNet with residual inputs at <c>controlnet/model.onnx</c>.</summary>
+    OnnxStackFolder,
+}
+
+/// <summary>Describes a random-weight ControlNet folder for a synthetic model of given <see cref="SyntheticModelOptions"/>.</summary>
+public sealed record SyntheticControlNetOptions
+{
+    /// <summary>The seed of its weights: nets with different seeds give different residuals.</summary>
+    public int Seed { get; init; } = 11;
+
+    /// <summary>Whether <c>conditioning_scale</c> is float64 [1] (OnnxStack's export) or float32 [1].</summary>
+    public bool DoubleScale { get; init; } = true;
+
+    /// <summary>Whether <c>timestep</c> is 1-D [batch] (OnnxStack's export) or a scalar.</summary>
+    public bool VectorTimestep { get; init; } = true;
+
+    /// <summary>Whether to write a diffusers <c>config.json</c> (without it, loaders must learn the residual shapes otherwise).</summary>
+    public bool WriteConfig { get; init; } = true;
 }

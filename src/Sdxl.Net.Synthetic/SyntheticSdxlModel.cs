@@ -15,7 +15,7 @@ public static class SyntheticSdxlModel
     /// <summary>The size of the vocabulary written to tokenizer/ and tokenizer_2/; the least allowed VocabSize.</summary>
     public static int MinimumVocabSize => ClipVocabulary.Count;
 
-    private const string DiffusersVersion = "0.40.0.dev0";
+    internal const string DiffusersVersion = "0.40.0.dev0";
 
     private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
 
@@ -47,8 +47,14 @@ public static class SyntheticSdxlModel
             options.Float16, DataType.Int64, options.VocabSize, options.TextHidden2, options.TextLayers, options.ProjectionDim));
         WriteJson(Path.Combine(directory, "text_encoder_2", "config.json"), TextEncoderConfig(options, withProjection: true));
 
-        SaveModel(directory, "unet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3)), options.UnetExternalData);
+        SaveModel(directory, "unet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3),
+            controlNetResiduals: options.ControlNetUNet == ControlNetUNetLayout.UNetTakesResiduals), options.UnetExternalData);
         WriteJson(Path.Combine(directory, "unet", "config.json"), UnetConfig(options));
+        if (options.ControlNetUNet == ControlNetUNetLayout.OnnxStackFolder)
+        {
+            // The same weights (same seed) with the residual inputs: with zero residuals it equals unet/.
+            SaveModel(directory, "controlnet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3), controlNetResiduals: true), options.UnetExternalData);
+        }
 
         SaveModel(directory, "vae_decoder", VaeGraphs.BuildDecoder(WeightRandom.For(options.Seed, 4), options.Float16));
         WriteJson(Path.Combine(directory, "vae_decoder", "config.json"), VaeConfig());
@@ -57,6 +63,54 @@ public static class SyntheticSdxlModel
             SaveModel(directory, "vae_encoder", VaeGraphs.BuildEncoder(WeightRandom.For(options.Seed, 5), options.Float16, options.VaeEncoder));
             WriteJson(Path.Combine(directory, "vae_encoder", "config.json"), VaeConfig());
         }
+    }
+
+    /// <summary>
+    /// Writes a random-weight ControlNet folder (<c>model.onnx</c> with OnnxStack's SDXL ControlNet signature and, unless
+    /// disabled, a diffusers <c>config.json</c>) that fits a model folder written with <paramref name="model"/>, whose
+    /// <see cref="SyntheticModelOptions.ControlNetUNet"/> gives the UNet that takes its residuals.
+    /// </summary>
+    /// <param name="directory">The folder to write.</param>
+    /// <param name="model">The options of the model folder it is for; <see langword="null"/> for the defaults.</param>
+    /// <param name="options">The net's own options; <see langword="null"/> for the defaults.</param>
+    public static void WriteControlNet(string directory, SyntheticModelOptions? model = null, SyntheticControlNetOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        model ??= new SyntheticModelOptions();
+        options ??= new SyntheticControlNetOptions();
+        model.Validate();
+        Directory.CreateDirectory(directory);
+        ControlNetGraph.Build(model, options, WeightRandom.For(options.Seed, 7)).Save(Path.Combine(directory, "model.onnx"), externalData: false);
+        if (options.WriteConfig)
+        {
+            var config = UnetConfig(model);
+            config["_class_name"] = "ControlNetModel";
+            config["conditioning_channels"] = 3;
+            config["controlnet_conditioning_channel_order"] = "rgb";
+            config["global_pool_conditions"] = false;
+            WriteJson(Path.Combine(directory, "config.json"), config);
+        }
+    }
+
+    /// <summary>
+    /// Writes a random-weight TAESD-XL-shaped preview decoder (diffusers' <c>AutoencoderTiny</c> decoder as optimum exports
+    /// it): <c>vae_decoder/model.onnx</c> with <c>latent_sample</c> [B, 4, h, w] (latents as the UNet sees them) →
+    /// <c>sample</c> [B, 3, 8h, 8w] in (−1, 1), and <c>config.json</c> with <c>scaling_factor</c> 1.0.
+    /// </summary>
+    /// <param name="directory">The folder to write (created if missing).</param>
+    /// <param name="seed">The seed of the random weights.</param>
+    public static void WriteTaesdDecoder(string directory, int seed = 1)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        Directory.CreateDirectory(directory);
+        SaveModel(directory, "vae_decoder", VaeGraphs.BuildTinyDecoder(WeightRandom.For(seed, 6)));
+        WriteJson(Path.Combine(directory, "config.json"), new JsonObject
+        {
+            ["_class_name"] = "AutoencoderTiny",
+            ["_diffusers_version"] = DiffusersVersion,
+            ["latent_channels"] = 4,
+            ["scaling_factor"] = 1.0,
+        });
     }
 
     /// <summary>The number of UNet weights <paramref name="options"/> describes, counted without generating them.</summary>
@@ -79,7 +133,7 @@ public static class SyntheticSdxlModel
         graph.Save(Path.Combine(folder, "model.onnx"), externalData);
     }
 
-    private static void WriteJson(string path, JsonObject json)
+    internal static void WriteJson(string path, JsonObject json)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, json.ToJsonString(IndentedJson) + "\n");
@@ -118,7 +172,7 @@ public static class SyntheticSdxlModel
     }
 
     /// <summary>stabilityai/stable-diffusion-xl-base-1.0's scheduler, as current diffusers saves it.</summary>
-    private static JsonObject SchedulerConfig() => new()
+    internal static JsonObject SchedulerConfig() => new()
     {
         ["_class_name"] = "EulerDiscreteScheduler",
         ["_diffusers_version"] = DiffusersVersion,
@@ -219,7 +273,7 @@ public static class SyntheticSdxlModel
             ["out_channels"] = 4,
             ["projection_class_embeddings_input_dim"] = UnetGraph.AdditionTimeEmbedDim * options.TimeIdsWidth + options.ProjectionDim,
             ["sample_size"] = options.SampleSize,
-            ["time_cond_proj_dim"] = null,
+            ["time_cond_proj_dim"] = options.TimeCondProjDim,
             ["time_embedding_dim"] = 4 * channels[0],
             ["time_embedding_type"] = "positional",
             ["transformer_layers_per_block"] = 1,

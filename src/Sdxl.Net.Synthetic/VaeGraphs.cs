@@ -32,6 +32,28 @@ internal static class VaeGraphs
     }
 
     /// <summary>
+    /// A TAESD-shaped decoder (diffusers' <c>DecoderTiny</c>): <c>tanh(x / 3) · 3</c> on the UNet-space latents, convolutions
+    /// with ReLU and three nearest-neighbour upsamplings, <c>sample</c> [B, 3, 8h, 8w] in (−1, 1).
+    /// </summary>
+    public static OnnxGraphBuilder BuildTinyDecoder(WeightRandom random)
+    {
+        var g = new OnnxGraphBuilder("taesd_decoder", random, float16Io: false);
+        var latents = g.FloatInput("latent_sample", "batch_size", 4, "latent_height", "latent_width");
+        var three = g.FloatConstant([3f]);
+        var h = g.Node("Mul", [g.Node("Tanh", [g.Node("Div", [latents, three])]), three]);
+        h = g.Node("Relu", [g.Conv("decoder.layers.1", h, 4, Channels)]);
+        for (var i = 0; i < Resamplings; i++)
+        {
+            var upsampled = g.Node("Resize", [h, string.Empty, g.FloatConstant([1f, 1f, 2f, 2f], 4)], Attr.String("mode", "nearest"));
+            h = g.Node("Relu", [g.Conv($"decoder.layers.up{i}", upsampled, Channels, Channels)]);
+        }
+
+        var image = g.Node("Tanh", [g.Conv("decoder.layers.out", h, Channels, 3, gain: 1.5f)]);
+        g.FloatOutput("sample", image, "batch_size", 3, "height", "width");
+        return g;
+    }
+
+    /// <summary>
     /// <c>sample</c> [B, 3, H, W] → <c>latent_parameters</c> [B, 8, H/8, W/8] (mean ++ log-variance), or
     /// <c>latent_sample</c> [B, 4, H/8, W/8]. The latter is the distribution's mean: the in-graph sampling of real
     /// exports draws fresh noise on every run, which would make the model's output irreproducible.

@@ -1,5 +1,6 @@
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Text;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -25,6 +26,21 @@ public sealed record GenerationRequest
 
     /// <summary>The negative prompt for the second encoder; <see langword="null"/> or empty uses <see cref="NegativePrompt"/>.</summary>
     public string? NegativePrompt2 { get; init; }
+
+    /// <summary>
+    /// How the prompts are read: <see cref="PromptSyntax.Plain"/> (default, exactly diffusers) or
+    /// <see cref="PromptSyntax.Weighted"/> (AUTOMATIC1111's weights, <c>BREAK</c> and prompts longer than 75 tokens).
+    /// </summary>
+    public PromptSyntax PromptSyntax { get; init; } = PromptSyntax.Plain;
+
+    /// <summary>With <see cref="PromptSyntax.Weighted"/>: whose grammar and weighting rule apply (default AUTOMATIC1111's).</summary>
+    public PromptWeighting PromptWeighting { get; init; } = PromptWeighting.Automatic1111;
+
+    /// <summary>
+    /// diffusers' <c>clip_skip</c>: both text encoders' states are taken from <c>hidden_states[-(ClipSkip + 2)]</c>;
+    /// <see langword="null"/> or 0 is SDXL's default penultimate layer. Needs the export's <c>hidden_states.N</c> outputs.
+    /// </summary>
+    public int? ClipSkip { get; init; }
 
     /// <summary>Image width in pixels; must be a multiple of the model's pixel multiple. <see langword="null"/>: the model's default (1024 for SDXL).</summary>
     public int? Width { get; init; }
@@ -102,10 +118,56 @@ public sealed record GenerationRequest
     public VaeSampling VaeSampling { get; init; } = VaeSampling.Sample;
 
     /// <summary>
+    /// Control images for the pipeline's ControlNets (see <see cref="SdxlPipelineBuilder.AddControlNet(string, string?)"/>),
+    /// each with its net, scale and guidance window; the residuals of several are summed. Text-to-image and
+    /// image-to-image only.
+    /// </summary>
+    public IReadOnlyList<ControlNet.ControlImage>? ControlImages { get; init; }
+
+    /// <summary>
+    /// diffusers' <c>guess_mode</c>: with guidance the nets see only the positive prompt and their residuals are added to
+    /// the conditional half only, scaled from 0.1 (first down block) to 1 (middle block).
+    /// </summary>
+    public bool ControlNetGuessMode { get; init; }
+
+    /// <summary>
     /// Also return the final latents [BatchSize, 4, Height/8, Width/8] (before the VAE scaling) in
     /// <see cref="GenerationResult.Latents"/>, like diffusers' <c>output_type="latent"</c> (the images are still decoded).
     /// </summary>
     public bool ReturnLatents { get; init; }
+
+    /// <summary>
+    /// diffusers' <c>eta</c>: passed to schedulers whose <c>step</c> takes it (DDIM's η, TCD's γ); other schedulers
+    /// ignore it, as diffusers does. <see langword="null"/>: the pipeline's default 0.0.
+    /// </summary>
+    public float? Eta { get; init; }
+
+    /// <summary>
+    /// A custom timestep schedule, descending (diffusers' <c>timesteps=</c>; euler, lcm and tcd take one). It sets the
+    /// number of steps: <see cref="Steps"/> is ignored, as diffusers ignores <c>num_inference_steps</c>.
+    /// </summary>
+    public IReadOnlyList<double>? Timesteps { get; init; }
+
+    /// <summary>
+    /// A custom noise-level schedule including the final sigma, as diffusers' Euler takes it (<c>sigmas=</c>, e.g.
+    /// <c>[14.6, 4.1, 1.2, 0.3, 0.0]</c> for 4 steps). It sets the number of steps (sigmas − 1).
+    /// </summary>
+    public IReadOnlyList<double>? Sigmas { get; init; }
+
+    /// <summary>
+    /// The name of the few-step preset the request's steps, guidance and scheduler came from
+    /// (<see cref="Distilled.FewStepPresets"/>), recorded in recipes; it changes nothing by itself.
+    /// </summary>
+    public string? Preset { get; init; }
+
+    /// <summary>Preview images reported with the step progress (and in <see cref="SdxlPipeline.GenerateStreamingAsync"/>); <see langword="null"/>: none, at no cost.</summary>
+    public Previews.PreviewOptions? Preview { get; init; }
+
+    /// <summary>
+    /// Advanced: called on the generation's thread after every denoising step with the latents, which it may read and
+    /// replace in place (diffusers' <c>callback_on_step_end</c>). Keep it fast; it runs inside the loop.
+    /// </summary>
+    public Previews.StepEndCallback? StepEnd { get; init; }
 }
 
 /// <summary>How the VAE encoder's posterior becomes latents.</summary>

@@ -95,4 +95,10 @@ public sealed class GenerationResult
 
     /// <summary>The final latents [N, 4, h, w], when the request asked for them (<see cref="GenerationRequest.ReturnLatents"/>).</summary>
     public ReadOnlyMemory<float>? Latents { get; init; }
+
+    /// <summary>The names of the ControlNets that read <see cref="GenerationRequest.ControlImages"/>, in the same order; <see langword="null"/> without control images.</summary>
+    public IReadOnlyList<string>? ControlNets { get; init; }
+
+    /// <summary>The textual-inversion embeddings the pipeline's text encoders carry.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
 }

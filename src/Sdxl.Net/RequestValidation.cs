@@ -38,6 +38,7 @@ internal static class RequestValidation
         CheckPromptLength(nameof(r.Prompt2), r.Prompt2);
         CheckPromptLength(nameof(r.NegativePrompt), r.NegativePrompt);
         CheckPromptLength(nameof(r.NegativePrompt2), r.NegativePrompt2);
+        CheckPromptOptions(r);
         CheckSide(nameof(r.Width), width, multiple);
         CheckSide(nameof(r.Height), height, multiple);
         if (r.Steps < 1 || r.Steps > MaxSteps)
@@ -185,6 +186,29 @@ internal static class RequestValidation
             throw new ArgumentException(
                 $"Mask is {mask.Width}x{mask.Height} but Image is {img.Width}x{img.Height}; the mask must have the image's size, so that it covers the same pixels.",
                 nameof(r.Mask));
+        }
+    }
+
+    private static void CheckPromptOptions(GenerationRequest r)
+    {
+        if (!Enum.IsDefined(r.PromptSyntax))
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.PromptSyntax), r.PromptSyntax, "Unknown PromptSyntax: expected Plain or Weighted.");
+        }
+
+        if (!Enum.IsDefined(r.PromptWeighting))
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.PromptWeighting), r.PromptWeighting, "Unknown PromptWeighting: expected Automatic1111, NoMeanRestore or ComfyUI.");
+        }
+
+        if (r.PromptWeighting != Text.PromptWeighting.Automatic1111 && r.PromptSyntax != Text.PromptSyntax.Weighted)
+        {
+            throw new ArgumentException($"PromptWeighting {r.PromptWeighting} applies to PromptSyntax.Weighted; the request's syntax is {r.PromptSyntax}.", nameof(r.PromptWeighting));
+        }
+
+        if (r.ClipSkip is < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(r.ClipSkip), r.ClipSkip, $"ClipSkip must be 0 or more (layers skipped before the penultimate one); got {r.ClipSkip}.");
         }
     }
 

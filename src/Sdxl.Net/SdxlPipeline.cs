@@ -4,10 +4,13 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Models;
+using Sdxl.Net.Previews;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Schedulers;
+using Sdxl.Net.Streaming;
 using Sdxl.Net.Text;
 
 namespace Sdxl.Net;
@@ -27,7 +30,9 @@ public sealed partial class SdxlPipeline : IDisposable
     private readonly SdxlModelFolder _model;
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
+    private readonly ControlNet.ControlNetModel[] _controlNets;
     private readonly object _refinerLock = new();
+    private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
     private bool _disposed;
@@ -37,13 +42,27 @@ public sealed partial class SdxlPipeline : IDisposable
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
         var watch = Stopwatch.StartNew();
-        _model = SdxlModelFolder.Open(settings.ModelDirectory, settings.Provider);
+        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
+        _controlNets = [];
+        _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
             _scheduler = CreateConfiguredScheduler(settings, _model);
+            if (settings.ControlNets.Count > 0)
+            {
+                _model.LoadControlNetUNet(settings.Provider);
+            }
+
+            _controlNets = ControlNet.ControlNetStage.Load(settings.ControlNets, settings.Provider);
+            ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
         }
         catch
         {
+            foreach (var net in _controlNets)
+            {
+                net.Dispose();
+            }
+
             _model.Dispose();
             throw;
         }
@@ -100,6 +119,23 @@ public sealed partial class SdxlPipeline : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Generates the images of <paramref name="request"/> (writing them to the pipeline's sinks) while streaming its
+    /// progress: every phase change and denoising step (step, timestep, elapsed time, the previews
+    /// <see cref="GenerationRequest.Preview"/> asks for), then one final update with the result.
+    /// </summary>
+    /// <remarks>
+    /// Leaving the enumeration early (<c>break</c>, disposing the enumerator, or cancelling
+    /// <paramref name="cancellationToken"/>) cancels the generation and waits until it has stopped. Failures surface from
+    /// the enumeration as <see cref="GenerateAsync(GenerationRequest, IProgress{GenerationProgress}?, CancellationToken)"/> throws them.
+    /// </remarks>
+    public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(request);
+        return GenerationStream.Run((progress, ct) => GenerateAsync(request, progress, ct), cancellationToken);
+    }
+
     /// <summary>Releases every ONNX session (base and refiner).</summary>
     public void Dispose()
     {
@@ -110,6 +146,12 @@ public sealed partial class SdxlPipeline : IDisposable
 
         _disposed = true;
         _model.Dispose();
+        foreach (var net in _controlNets)
+        {
+            net.Dispose();
+        }
+
+        _previewDecoders.Dispose();
         lock (_refinerLock)
         {
             _refiner?.Dispose();
@@ -162,12 +204,26 @@ public sealed partial class SdxlPipeline : IDisposable
             throw new ArgumentException("This model has a 9-channel inpainting UNet: give Image and Mask.", nameof(r.Mask));
         }
 
-        var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler;
+        ControlNet.ControlNetStage.CheckRequest(r, _controlNets);
+        CheckMemory(r, width, height);
+        var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _model.SchedulerConfig) : _scheduler, r.Eta);
+        PreviewRenderer.Validate(r.Preview);
 
         // The name recorded in results and PNG recipes is the catalog name that was asked for (e.g. "euler-karras"),
         // so a recipe selects the same sampler again.
         var schedulerName = r.Scheduler ?? _settings.SchedulerName ?? scheduler.Name;
         return new Plan(width, height, scheduler, schedulerName, refine, fraction, strength);
+    }
+
+    /// <summary>Refuses, before any work, a generation whose activations cannot fit in the memory left (CPU provider).</summary>
+    private void CheckMemory(GenerationRequest r, int width, int height)
+    {
+        int scale = _model.VaeScaleFactor;
+        long unet = RequestValidation.EstimateActivationBytes(r.BatchSize, r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null, height / scale, width / scale);
+        int? tile = _settings.TiledVae is { } tiling ? tiling.TileSize * scale : null;
+        long decode = MemoryGuard.EstimateDecodeBytes(width, height, _model.VaeFirstChannels, scale, tile);
+        long unetToLoad = _model.UNet.IsLoaded ? 0 : MemoryGuard.ComponentBytes(Path.Combine(_model.Directory, "unet"));
+        MemoryGuard.CheckGeneration(unet, decode, unetToLoad, _settings.Provider, width, height, r.BatchSize, _settings.TiledVae is not null);
     }
 
     private static IScheduler CreateConfiguredScheduler(SdxlPipelineSettings settings, SdxlModelFolder model)
@@ -221,7 +277,8 @@ public sealed partial class SdxlPipeline : IDisposable
         int batch = r.BatchSize;
         int width = plan.Width, height = plan.Height;
         int lh = height / _model.VaeScaleFactor, lw = width / _model.VaeScaleFactor;
-        bool cfg = r.GuidanceScale > 1;
+        // A guidance-distilled UNet (LCM) takes the guidance scale as an embedding instead: no CFG batch, as diffusers.
+        bool cfg = r.GuidanceScale > 1 && _model.GuidanceEmbeddingDim is null;
         var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
 
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
@@ -270,19 +327,20 @@ public sealed partial class SdxlPipeline : IDisposable
             posIds.Length);
 
         // 3. Schedule: the full schedule, or diffusers' strength window for image inputs.
-        var run = plan.Scheduler.CreateRun(r.Steps);
+        //    A custom timesteps/sigmas list sets the step count (diffusers' retrieve_timesteps).
+        var (run, steps) = CustomSchedules.CreateRun(plan.Scheduler, r.Steps, r.Timesteps, r.Sigmas);
         TimestepRange window;
         if (mode == GenerationMode.TextToImage)
         {
             run.SetBeginIndex(0);
-            window = new TimestepRange(0, run.Timesteps.Count, r.Steps);
+            window = new TimestepRange(0, run.Timesteps.Count, steps);
         }
         else
         {
-            window = TimestepWindow.ForStrength(run, r.Steps, plan.Strength);
+            window = TimestepWindow.ForStrength(run, steps, plan.Strength);
             if (window.Count == 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {r.Steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
+                throw new ArgumentOutOfRangeException(nameof(r.Strength), plan.Strength, $"Strength {plan.Strength} with {steps} steps leaves no denoising step (int(steps × strength) = 0); raise Strength or Steps.");
             }
         }
 
@@ -340,9 +398,9 @@ public sealed partial class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false);
-        DenoisingLoop.Run(_model.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Denoising, i, n, watch, stepWatch), runOptions, ct, inpaint, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
+        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(_model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
         ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
 
@@ -370,6 +428,8 @@ public sealed partial class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Embeddings = _model.Embeddings?.Applied ?? [],
+            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
 
@@ -515,7 +575,7 @@ public sealed partial class SdxlPipeline : IDisposable
             Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
             posIds.Length);
 
-        var run = scheduler.CreateRun(r.Steps);
+        var (run, _) = CustomSchedules.CreateRun(scheduler, r.Steps, r.Timesteps, r.Sigmas);
         var window = TimestepWindow.ForDenoisingStart(run, plan.HighNoiseFraction!.Value, refiner.SchedulerConfig.GetInt32("num_train_timesteps", 1000));
         if (window.Count == 0)
         {
@@ -524,9 +584,9 @@ public sealed partial class SdxlPipeline : IDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
-        var extensions = CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true);
-        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, r.GuidanceScale, r.GuidanceRescale, random,
-            (i, n) => ReportStep(progress, GenerationPhase.Refining, i, n, watch, stepWatch), runOptions, ct, inpaint: null, extensions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions);
+        DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+            onStep: null, runOptions, ct, inpaint: null, extensions);
         _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
@@ -538,7 +598,7 @@ public sealed partial class SdxlPipeline : IDisposable
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = SdxlModelFolder.Open(_settings.RefinerDirectory!, _settings.Provider, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -553,7 +613,7 @@ public sealed partial class SdxlPipeline : IDisposable
                 _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
             }
 
-            var scheduler = r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!;
+            var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!, r.Eta);
             return (_refiner, scheduler);
         }
     }
@@ -562,12 +622,36 @@ public sealed partial class SdxlPipeline : IDisposable
     /// What plugs into one denoising run (the seams of docs/architecture.md): providers of the UNet's extra inputs and
     /// step observers. Each feature contributes its own small class here; the loop itself knows none of them.
     /// </summary>
-    private static DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
+    private DenoisingExtensions CreateDenoisingExtensions(SdxlModelFolder model, GenerationRequest r, DenoisingConditioning conditioning,
         int width, int height, bool isRefiner)
     {
-        _ = (model, r, conditioning, width, height, isRefiner);
-        return DenoisingExtensions.None;
+        var inputs = new List<IUNetInputProvider>();
+        var observers = new List<IDenoisingObserver>();
+        if (model.GuidanceEmbeddingDim is { } condDim)
+        {
+            inputs.Add(new GuidanceEmbedding(r.GuidanceScale, condDim));
+        }
+
+        // ControlNet guides the base model only (diffusers has no ControlNet refiner).
+        if (!isRefiner && ControlNet.ControlNetStage.CreateProvider(model, _controlNets, r, conditioning, width, height) is { } controlNet)
+        {
+            inputs.Add(controlNet);
+        }
+
+        if (r.StepEnd is { } stepEnd)
+        {
+            observers.Add(new StepEndCallbackObserver(stepEnd, isRefiner ? GenerationPhase.Refining : GenerationPhase.Denoising));
+        }
+
+        return inputs.Count == 0 && observers.Count == 0 ? DenoisingExtensions.None : new DenoisingExtensions(inputs, observers);
     }
+
+    /// <summary>Appends the progress reporter (steps, timesteps, previews) when someone listens; it runs after every other observer.</summary>
+    private DenoisingExtensions WithStepReporter(DenoisingExtensions extensions, GenerationRequest r, IProgress<GenerationProgress>? progress,
+        GenerationPhase phase, Stopwatch watch, RunOptions runOptions) =>
+        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions) is { } reporter
+            ? extensions with { Observers = [.. extensions.Observers, reporter] }
+            : extensions;
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
     {
@@ -583,24 +667,8 @@ public sealed partial class SdxlPipeline : IDisposable
     }
 
     private static (PromptEmbedding Positive, PromptEmbedding Negative) EncodePrompts(
-        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions)
-    {
-        // diffusers: prompt_2 = prompt_2 or prompt; negative_prompt = negative_prompt or ""; negative_prompt_2 = negative_prompt_2 or negative_prompt.
-        var positive = PromptEncoder.Encode(model, r.Prompt, string.IsNullOrEmpty(r.Prompt2) ? r.Prompt : r.Prompt2, notes, runOptions);
-        if (!cfg)
-        {
-            return (positive, positive);
-        }
-
-        if (r.NegativePrompt is null && model.ForceZerosForEmptyPrompt)
-        {
-            return (positive, PromptEmbedding.ZerosLike(positive));
-        }
-
-        var negativeText = r.NegativePrompt ?? string.Empty;
-        var negative2 = string.IsNullOrEmpty(r.NegativePrompt2) ? negativeText : r.NegativePrompt2;
-        return (positive, PromptEncoder.Encode(model, negativeText, negative2, notes, runOptions));
-    }
+        SdxlModelFolder model, GenerationRequest r, bool cfg, List<TruncationNote> notes, RunOptions runOptions) =>
+        PromptEncoders.For(r.PromptSyntax).EncodePair(model, PromptTexts.From(r), cfg, notes, runOptions);
 
     private static List<GeneratedImage> Decode(VaeDecoderModel decoder, VaeLatentScaling vaeLatents, int vaeScale, float[] latents,
         int batch, int lh, int lw, IReadOnlyList<long>? seeds, long? seed, TiledVaeOptions? tiling, RunOptions runOptions, CancellationToken ct)
@@ -654,16 +722,5 @@ public sealed partial class SdxlPipeline : IDisposable
         }
 
         return true;
-    }
-
-    private static void ReportStep(IProgress<GenerationProgress>? progress, GenerationPhase phase, int step, int total, Stopwatch watch, Stopwatch stepWatch)
-    {
-        if (progress is null)
-        {
-            return;
-        }
-
-        var perStep = stepWatch.Elapsed / step;
-        progress.Report(new GenerationProgress(phase, step, total, watch.Elapsed, perStep * (total - step)));
     }
 }

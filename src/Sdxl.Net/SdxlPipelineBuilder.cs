@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Sdxl.Net.Conditioning;
+using Sdxl.Net.Hub;
 using Sdxl.Net.Imaging;
 using Sdxl.Net.Randomness;
 using Sdxl.Net.Runtime;
@@ -22,6 +23,8 @@ public sealed class SdxlPipelineBuilder
 {
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
+    private readonly List<ControlNet.ControlNetRegistration> _controlNets = [];
+    private readonly List<Text.EmbeddingReference> _embeddings = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
     private RefinerOptions? _refinerOptions;
@@ -34,16 +37,35 @@ public sealed class SdxlPipelineBuilder
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
     private MemoryMode? _memoryMode;
     private TiledVaeOptions? _tiledVae;
+    private HubDownloadOptions? _hubOptions;
+    private bool _allowDownload;
 
     internal SdxlPipelineBuilder()
     {
     }
 
-    /// <summary>The SDXL model folder (optimum/diffusers ONNX layout).</summary>
+    /// <summary>
+    /// The SDXL model folder (optimum/diffusers ONNX layout), or a Hugging Face repository id (<c>org/name</c>) that is
+    /// in the Hugging Face cache (see <see cref="SdxlModelHub"/>); a repository id is never downloaded here.
+    /// </summary>
     public SdxlPipelineBuilder WithModel(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         _modelDirectory = directory;
+        return this;
+    }
+
+    /// <summary>
+    /// A model from the Hugging Face Hub (<c>org/name</c>), resolved in <see cref="Build"/> from the cache with
+    /// <paramref name="options"/> (revision, variant, cache folder), and, when <paramref name="allowDownload"/>,
+    /// downloaded there if missing. A refiner given as a repository id is resolved the same way, at its <c>main</c> revision.
+    /// </summary>
+    public SdxlPipelineBuilder WithModel(string repoId, HubDownloadOptions options, bool allowDownload = false)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        WithModel(repoId);
+        _hubOptions = options;
+        _allowDownload = allowDownload;
         return this;
     }
 
@@ -53,6 +75,28 @@ public sealed class SdxlPipelineBuilder
         ArgumentException.ThrowIfNullOrEmpty(directory);
         _refinerDirectory = directory;
         _refinerOptions = options ?? new RefinerOptions();
+        return this;
+    }
+
+    /// <summary>
+    /// Adds a ControlNet: a folder with an ONNX <c>model.onnx</c> in OnnxStack's SDXL form (and optionally its
+    /// diffusers <c>config.json</c>). The model folder must have a ControlNet-enabled UNet: its <c>unet/</c> takes the
+    /// residual inputs, or OnnxStack's <c>controlnet/model.onnx</c> sits beside <c>unet/</c>. See docs/controlnet.md.
+    /// </summary>
+    /// <param name="directory">The ControlNet folder.</param>
+    /// <param name="name">The name requests use in <see cref="ControlNet.ControlImage.ControlNet"/>; by default the folder's name.</param>
+    /// <exception cref="ArgumentException">Another ControlNet already has this name.</exception>
+    public SdxlPipelineBuilder AddControlNet(string directory, string? name = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (_controlNets.Exists(c => c.Name == name))
+        {
+            throw new ArgumentException($"A ControlNet named '{name}' was already added; give this one another name.", nameof(name));
+        }
+
+        _controlNets.Add(new ControlNet.ControlNetRegistration(name, directory));
         return this;
     }
 
@@ -198,6 +242,26 @@ public sealed class SdxlPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Adds an SDXL textual-inversion embedding (a <c>.safetensors</c> file with <c>clip_l</c> and <c>clip_g</c>
+    /// vectors): wherever <paramref name="token"/> appears in a prompt it stands for the file's N vectors. The text
+    /// encoders' token tables are extended when the pipeline is built.
+    /// </summary>
+    /// <param name="path">The embedding file.</param>
+    /// <param name="token">The trigger word; <see langword="null"/> uses the file name without extension (as AUTOMATIC1111 does).</param>
+    public SdxlPipelineBuilder AddEmbedding(string path, string? token = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        token ??= Path.GetFileNameWithoutExtension(path);
+        if (string.IsNullOrWhiteSpace(token) || token.Any(char.IsWhiteSpace))
+        {
+            throw new ArgumentException($"The embedding trigger word must be one word without spaces; got '{token}'.", nameof(token));
+        }
+
+        _embeddings.Add(new Text.EmbeddingReference(path, token));
+        return this;
+    }
+
     /// <summary>Logs model loading, provider selection and per-phase timings.</summary>
     public SdxlPipelineBuilder WithLogging(ILoggerFactory loggerFactory)
     {
@@ -228,9 +292,11 @@ public sealed class SdxlPipelineBuilder
             : config => catalog.FromConfig(config));
         Func<SchedulerConfig, IScheduler> scheduler = config => create(configure(config));
 
-        if (_refinerDirectory is not null && !File.Exists(Path.Combine(_refinerDirectory, "unet", "model.onnx")))
+        var modelDirectory = SdxlModelHub.ResolveModelArgument(_modelDirectory, _hubOptions, _allowDownload);
+        var refinerDirectory = _refinerDirectory is null ? null : SdxlModelHub.ResolveModelArgument(_refinerDirectory, _hubOptions is null ? null : _hubOptions with { Revision = "main" }, _allowDownload);
+        if (refinerDirectory is not null && !File.Exists(Path.Combine(refinerDirectory, "unet", "model.onnx")))
         {
-            throw new SdxlModelException($"Refiner folder '{_refinerDirectory}' has no unet/model.onnx; expected an SDXL refiner ONNX export (tokenizer_2, text_encoder_2, unet, vae_decoder).");
+            throw new SdxlModelException($"Refiner folder '{refinerDirectory}' has no unet/model.onnx; expected an SDXL refiner ONNX export (tokenizer_2, text_encoder_2, unet, vae_decoder).");
         }
 
         var provider = _memoryMode is { } mode ? _provider with { MemoryMode = mode } : _provider;
@@ -240,8 +306,8 @@ public sealed class SdxlPipelineBuilder
         }
 
         return new SdxlPipeline(new SdxlPipelineSettings(
-            _modelDirectory, _refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae));
+            modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray() });
     }
 }
 
@@ -258,4 +324,11 @@ internal sealed record SdxlPipelineSettings(
     IImageSink[] Sinks,
     ILoggerFactory LoggerFactory,
     Func<long, IRandomSource> RandomSourceFactory,
-    TiledVaeOptions? TiledVae = null);
+    TiledVaeOptions? TiledVae = null)
+{
+    /// <summary>The textual-inversion embeddings added to the text encoders.</summary>
+    public IReadOnlyList<Text.EmbeddingReference> Embeddings { get; init; } = [];
+
+    /// <summary>The ControlNets added with AddControlNet.</summary>
+    public IReadOnlyList<ControlNet.ControlNetRegistration> ControlNets { get; init; } = [];
+}

@@ -7,20 +7,27 @@ using Sdxl.Net.Runtime;
 namespace Sdxl.Net.Benchmarks;
 
 /// <summary>
-/// <c>gpu-check [--device cuda[:N]|tensorrt[:N]] [--size tiny|small] [--steps N] [--fp16] [--skip-graph]</c>:
-/// verifies on a GPU machine that the provider loads, that the I/O-bound UNet (host buffers, and device buffers with a
-/// CUDA graph) matches the CPU, that whole generations match the CPU within fp16/TF32 tolerance, and times the steps.
-/// Exit code 0 when every check passes.
+/// <c>gpu-check [--device cuda[:N]|tensorrt[:N]|cpu] [--size tiny|small] [--steps N] [--fp16] [--skip-graph]
+/// [--timing-size none|miniature|small|full] [--timing-model DIR] [--timing-steps N] [--timing-side PX] [--trt-cache DIR]</c>.
+/// Parity (on <c>--size</c>, tiny by default): the provider loads, the I/O-bound UNet (host buffers, and device buffers
+/// with a CUDA graph) matches the CPU, whole generations match the CPU within fp16/TF32 tolerance. Timing (on an
+/// SDXL-structured folder: full size on a GPU): model load time, seconds per image, UNet time per step and VAE decode
+/// time, with CUDA graphs off and on, or TensorRT with shape profiles and an engine cache. <c>--device cpu</c> is the
+/// dry run: the same code path on the CPU provider with the miniature folder, so the check is known to work before a
+/// GPU is at hand. Exit code 0 when every check passes.
 /// </summary>
 internal static class GpuCheckCommand
 {
     public static async Task<int> RunAsync(CommandOptions args)
     {
         var device = ExecutionProviderOptions.Parse(args.Get("device", "cuda"));
+        bool dryRun = device.Kind == ExecutionProviderKind.Cpu;
         var size = args.Get("size", "tiny");
-        int steps = args.GetInt32("steps", 20);
+        int steps = args.GetInt32("steps", dryRun ? 4 : 20);
         bool float16 = args.Has("fp16");
         bool graph = !args.Has("skip-graph");
+        var timingSize = args.Get("timing-size", dryRun ? "miniature" : "full");
+        int timingSteps = args.GetInt32("timing-steps", dryRun ? 2 : 30);
 
         // TF32 convolutions / matmuls (on by default in the CUDA provider on Ampere and later) keep ~10 mantissa bits,
         // fp16 I/O ~11: after 20 steps image differences of a few 1e-3 are expected; these gates are 5-10x that.
@@ -36,9 +43,15 @@ internal static class GpuCheckCommand
             }
         }
 
-        Console.WriteLine($"gpu-check: {device.Kind} device {device.DeviceId}, synthetic {size}{(float16 ? " fp16" : "")}, {steps} steps, ONNX Runtime providers: {string.Join(", ", OrtEnv.Instance().GetAvailableProviders())}");
-        var providerName = device.Kind == ExecutionProviderKind.TensorRT ? "TensorrtExecutionProvider" : "CUDAExecutionProvider";
-        Check(OrtEnv.Instance().GetAvailableProviders().Contains(providerName), $"{providerName} is built into this ONNX Runtime");
+        var available = OrtEnv.Instance().GetAvailableProviders();
+        Console.WriteLine($"gpu-check{(dryRun ? " (dry run on the CPU provider)" : string.Empty)}: {device.Kind} device {device.DeviceId}, synthetic {size}{(float16 ? " fp16" : "")}, {steps} steps, ONNX Runtime providers: {string.Join(", ", available)}");
+        var providerName = device.Kind switch
+        {
+            ExecutionProviderKind.TensorRT => "TensorrtExecutionProvider",
+            ExecutionProviderKind.Cuda => "CUDAExecutionProvider",
+            _ => "CPUExecutionProvider",
+        };
+        Check(available.Contains(providerName), $"{providerName} is built into this ONNX Runtime");
 
         var (dir, side) = SyntheticModels.Write(size, float16);
         try
@@ -55,10 +68,10 @@ internal static class GpuCheckCommand
                 return Summary(failures);
             }
 
-            // 2. UNet level: bound runs on the GPU (host buffers; device buffers with a CUDA graph) vs the CPU.
+            // 2. UNet level: bound runs on the device (host buffers; device buffers with a CUDA graph) vs the CPU.
             var cpuUnet = UNetSteps(dir, ExecutionProviderOptions.Cpu, out _);
             var gpuUnet = UNetSteps(dir, device, out var gpuStep);
-            Check(MaxAbs(cpuUnet, gpuUnet) <= unetTolerance, $"UNet, I/O binding with host buffers: max |GPU - CPU| = {MaxAbs(cpuUnet, gpuUnet):E2} (tolerance {unetTolerance:E0}), {OverheadCommand.Ms(gpuStep)}/run");
+            Check(MaxAbs(cpuUnet, gpuUnet) <= unetTolerance, $"UNet, I/O binding with host buffers: max |{device.Kind} - CPU| = {MaxAbs(cpuUnet, gpuUnet):E2} (tolerance {unetTolerance:E0}), {OverheadCommand.Ms(gpuStep)}/run");
             if (graph && device.Kind == ExecutionProviderKind.Cuda)
             {
                 try
@@ -72,39 +85,105 @@ internal static class GpuCheckCommand
                 }
             }
 
-            // 3. Whole generations: GPU vs CPU images, and step timing.
+            // 3. Whole generations: device vs CPU images.
             var request = new GenerationRequest { Prompt = "a lighthouse at dawn", Seed = 7, Steps = steps, Width = side, Height = side };
-            using var cpu = SdxlPipeline.CreateBuilder().WithModel(dir).Build();
-            var cpuImage = (await cpu.GenerateAsync(request)).Images[0].Pixels.ToArray();
-            foreach (var useGraph in graph && device.Kind == ExecutionProviderKind.Cuda ? new[] { false, true } : [false])
+            using (var cpu = SdxlPipeline.CreateBuilder().WithModel(dir).Build())
             {
-                var label = useGraph ? "pipeline, CUDA graph" : "pipeline";
-                try
+                var cpuImage = (await cpu.GenerateAsync(request)).Images[0].Pixels.ToArray();
+                foreach (var useGraph in Variants(device, graph))
                 {
-                    using var gpu = SdxlPipeline.CreateBuilder().WithModel(dir).UseExecutionProvider(device with { EnableCudaGraph = useGraph }).Build();
-                    await gpu.GenerateAsync(request); // warm-up: cuDNN algorithm choice, graph capture
-                    OnnxRunTimer.Reset();
-                    OnnxRunTimer.Enable();
-                    long start = Stopwatch.GetTimestamp();
-                    var result = await gpu.GenerateAsync(request);
-                    var wall = Stopwatch.GetElapsedTime(start);
-                    OnnxRunTimer.Disable();
-                    var unet = OnnxRunTimer.Snapshot().TryGetValue("unet", out var u) ? u : default;
-                    double error = MaxAbs(cpuImage, result.Images[0].Pixels.ToArray());
-                    Check(error <= imageTolerance, string.Create(CultureInfo.InvariantCulture,
-                        $"{label}: max |GPU - CPU| on the [0,1] image = {error:E2} (tolerance {imageTolerance:E0}); wall {OverheadCommand.Ms(wall)}, UNet {OverheadCommand.Ms(unet.Runs > 0 ? unet.Elapsed / unet.Runs : TimeSpan.Zero)}/step, overhead ratio {wall / OnnxRunTimer.Total:F3}"));
-                }
-                catch (Exception e) when (e is SdxlModelException or OnnxRuntimeException)
-                {
-                    Check(false, $"{label} runs: {e.Message}");
+                    var label = useGraph ? "pipeline, CUDA graph" : "pipeline";
+                    try
+                    {
+                        using var gpu = SdxlPipeline.CreateBuilder().WithModel(dir).UseExecutionProvider(device with { EnableCudaGraph = useGraph }).Build();
+                        var result = await gpu.GenerateAsync(request);
+                        double error = MaxAbs(cpuImage, result.Images[0].Pixels.ToArray());
+                        Check(error <= imageTolerance, string.Create(CultureInfo.InvariantCulture,
+                            $"{label}: max |{device.Kind} - CPU| on the [0,1] image = {error:E2} (tolerance {imageTolerance:E0})"));
+                    }
+                    catch (Exception e) when (e is SdxlModelException or OnnxRuntimeException)
+                    {
+                        Check(false, $"{label} runs: {e.Message}");
+                    }
                 }
             }
-
-            return Summary(failures);
         }
         finally
         {
             SyntheticModels.TryDelete(dir);
+        }
+
+        // 4. Timing on an SDXL-structured folder.
+        if (timingSize != "none")
+        {
+            await TimeAsync(args, device, timingSize, timingSteps, graph, dryRun, Check).ConfigureAwait(false);
+        }
+
+        return Summary(failures);
+    }
+
+    private static bool[] Variants(ExecutionProviderOptions device, bool graph) =>
+        graph && device.Kind == ExecutionProviderKind.Cuda ? [false, true] : [false];
+
+    private static async Task TimeAsync(CommandOptions args, ExecutionProviderOptions device, string size, int steps, bool graph, bool dryRun, Action<bool, string> check)
+    {
+        // A GPU runs the real model in fp16 (as exports for GPUs are); the dry run keeps fp32, which the CPU runs natively.
+        bool float16 = !dryRun && !args.Has("timing-fp32");
+        string? given = args.Has("timing-model") ? args.Get("timing-model", "") : null;
+        var write = Stopwatch.StartNew();
+        var (dir, side) = given is not null ? (given, 1024) : SyntheticModels.Write(size, float16);
+        side = args.GetInt32("timing-side", side);
+        if (given is null)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"timing: wrote the {size} {(float16 ? "fp16" : "fp32")} folder in {write.Elapsed.TotalSeconds:0.0} s"));
+        }
+
+        try
+        {
+            var request = new GenerationRequest { Prompt = "a lighthouse at dawn, film photograph", NegativePrompt = "blurry", Seed = 7, Steps = steps, Width = side, Height = side };
+            foreach (var useGraph in Variants(device, graph))
+            {
+                var options = device with { EnableCudaGraph = useGraph };
+                if (device.Kind == ExecutionProviderKind.TensorRT)
+                {
+                    options = options with
+                    {
+                        TensorRTEngineCachePath = args.Get("trt-cache", Path.Combine(Path.GetTempPath(), "sdxl-trt-cache")),
+                        TensorRTProfile = TensorRTShapeProfile.SdxlBase with { MinImageSize = Math.Min(512, side), OptImageSize = side, MaxImageSize = side },
+                    };
+                }
+
+                var label = string.Create(CultureInfo.InvariantCulture, $"timing {size} {side}x{side}, {steps} steps, {device.Kind}{(useGraph ? " + CUDA graph" : string.Empty)}");
+                try
+                {
+                    var load = Stopwatch.StartNew();
+                    using var pipeline = SdxlPipeline.CreateBuilder().WithModel(dir).UseExecutionProvider(options).Build();
+                    var loaded = load.Elapsed;
+                    await pipeline.GenerateAsync(request with { Steps = Math.Min(steps, 2) }); // warm-up: algorithm search, graph capture, engine build
+                    OnnxRunTimer.Reset();
+                    OnnxRunTimer.Enable();
+                    long start = Stopwatch.GetTimestamp();
+                    var result = await pipeline.GenerateAsync(request);
+                    var wall = Stopwatch.GetElapsedTime(start);
+                    OnnxRunTimer.Disable();
+                    var timings = OnnxRunTimer.Snapshot();
+                    string PerRun(string component) => timings.TryGetValue(component, out var t) && t.Runs > 0 ? OverheadCommand.Ms(t.Elapsed / t.Runs) : "-";
+                    bool finite = result.Images[0].Pixels.ToArray().All(float.IsFinite);
+                    check(finite, string.Create(CultureInfo.InvariantCulture,
+                        $"{label}: load {loaded.TotalSeconds:0.0} s, {wall.TotalSeconds:0.00} s/image, UNet {PerRun("unet")}/step, VAE decode {PerRun("vae_decoder")}, text encoders {PerRun("text_encoder_2")}, overhead ratio {wall / OnnxRunTimer.Total:F3}"));
+                }
+                catch (Exception e) when (e is SdxlModelException or OnnxRuntimeException or SdxlNumericException)
+                {
+                    check(false, $"{label} runs: {e.Message}");
+                }
+            }
+        }
+        finally
+        {
+            if (given is null)
+            {
+                SyntheticModels.TryDelete(dir);
+            }
         }
     }
 

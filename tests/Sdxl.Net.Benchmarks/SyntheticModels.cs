@@ -1,4 +1,5 @@
 using Sdxl.Net.Synthetic;
+using Sdxl.Net.Synthetic.Export;
 
 namespace Sdxl.Net.Benchmarks;
 
@@ -8,15 +9,25 @@ internal static class SyntheticModels
     /// <summary>Writes the folder for <paramref name="size"/> into a new temporary directory; returns it and the image side.</summary>
     public static (string Directory, int ImageSize) Write(string size, bool float16 = false)
     {
-        var (options, side) = size switch
-        {
-            "tiny" => (new SyntheticModelOptions(), 64),
-            "small" => (SyntheticModelOptions.Small, 256),
-            _ => throw new ArgumentException($"Unknown --size '{size}': expected tiny or small."),
-        };
         var directory = Path.Combine(Path.GetTempPath(), $"sdxl-bench-{size}-{Guid.NewGuid():N}");
-        SyntheticSdxlModel.Write(directory, options with { Float16 = float16 });
-        return (directory, side);
+        switch (size)
+        {
+            case "tiny":
+                SyntheticSdxlModel.Write(directory, new SyntheticModelOptions { Float16 = float16 });
+                return (directory, 64);
+            case "small":
+                SyntheticSdxlModel.Write(directory, SyntheticModelOptions.Small with { Float16 = float16 });
+                return (directory, 256);
+            case "miniature":
+                // SDXL's real structure at test size (the dry run of the full-size checks).
+                ExportedSdxlModel.Write(directory, new ExportedModelOptions { Architecture = SdxlArchitecture.Miniature, Float16 = float16 });
+                return (directory, 64);
+            case "full":
+                ExportedSdxlModel.Write(directory, new ExportedModelOptions { Architecture = SdxlArchitecture.Base, Float16 = float16 });
+                return (directory, 1024);
+            default:
+                throw new ArgumentException($"Unknown --size '{size}': expected tiny, small, miniature or full.");
+        }
     }
 
     public static void TryDelete(string directory)

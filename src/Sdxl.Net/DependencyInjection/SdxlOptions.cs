@@ -38,6 +38,12 @@ public sealed class SdxlOptions
     /// <summary>Capture the UNet in a CUDA graph (CUDA/TensorRT, fixed shapes).</summary>
     public bool EnableCudaGraph { get; set; }
 
+    /// <summary>
+    /// ControlNet folders to add (each named by its folder name, see <see cref="SdxlPipelineBuilder.AddControlNet(string, string?)"/>);
+    /// the model folder must have a ControlNet-enabled UNet.
+    /// </summary>
+    public IList<string> ControlNetPaths { get; set; } = [];
+
     /// <summary>Returns every problem with these options (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -54,6 +60,14 @@ public sealed class SdxlOptions
         if (RefinerPath is not null && !Directory.Exists(RefinerPath))
         {
             errors.Add($"Sdxl:RefinerPath '{RefinerPath}' does not exist.");
+        }
+
+        foreach (var path in ControlNetPaths ?? [])
+        {
+            if (string.IsNullOrWhiteSpace(path) || !Directory.Exists(path))
+            {
+                errors.Add($"Sdxl:ControlNetPaths entry '{path}' does not exist.");
+            }
         }
 
         if (!(HighNoiseFraction > 0 && HighNoiseFraction < 1))
@@ -114,6 +128,11 @@ public sealed class SdxlOptions
         if (Scheduler is not null)
         {
             builder.WithScheduler(Scheduler);
+        }
+
+        foreach (var path in ControlNetPaths ?? [])
+        {
+            builder.AddControlNet(path);
         }
     }
 }

@@ -5,7 +5,6 @@ using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
-using SixLabors.ImageSharp.Processing;
 
 namespace Sdxl.Net.Imaging;
 
@@ -134,67 +133,92 @@ public static class ImageInput
     /// <summary>Resizes (per <paramref name="mode"/>) and converts to planar RGB in [-1, 1] ([3, height, width]).</summary>
     internal static float[] ToTensor(Image<Rgb24> image, int width, int height, ImageResizeMode mode)
     {
-        using var resized = Resize(image, width, height, mode);
+        var rgb = Fit(RgbBytes(image), image.Width, image.Height, 3, width, height, mode);
         var data = new float[3 * width * height];
         int plane = width * height;
-        resized.ProcessPixelRows(accessor =>
+        for (int o = 0; o < plane; o++)
         {
-            for (int y = 0; y < accessor.Height; y++)
-            {
-                var row = accessor.GetRowSpan(y);
-                for (int x = 0; x < row.Length; x++)
-                {
-                    int o = (y * width) + x;
-                    data[o] = (row[x].R / 255f * 2f) - 1f;
-                    data[plane + o] = (row[x].G / 255f * 2f) - 1f;
-                    data[(2 * plane) + o] = (row[x].B / 255f * 2f) - 1f;
-                }
-            }
-        });
-        return data;
-    }
-
-    /// <summary>A mask image as [height, width] values of 0 (keep) or 1 (repaint): grayscale, thresholded at 0.5 like diffusers.</summary>
-    internal static float[] ToMask(Image<Rgb24> mask, int width, int height, ImageResizeMode mode)
-    {
-        using var resized = Resize(mask, width, height, mode);
-        var data = new float[width * height];
-        resized.ProcessPixelRows(accessor =>
-        {
-            for (int y = 0; y < accessor.Height; y++)
-            {
-                var row = accessor.GetRowSpan(y);
-                for (int x = 0; x < row.Length; x++)
-                {
-                    // ITU-R 601-2 luma rounded to 8 bits exactly as PIL's convert("L"), then diffusers' binarize (>= 0.5).
-                    int l = ((row[x].R * 19595) + (row[x].G * 38470) + (row[x].B * 7471) + 0x8000) >> 16;
-                    data[(y * width) + x] = l / 255f >= 0.5f ? 1f : 0f;
-                }
-            }
-        });
-        return data;
-    }
-
-    private static Image<Rgb24> Resize(Image<Rgb24> image, int width, int height, ImageResizeMode mode)
-    {
-        if (image.Width == width && image.Height == height)
-        {
-            return image.Clone();
+            // diffusers: np.array(image) / 255.0 in float32, then 2x - 1.
+            data[o] = (rgb[3 * o] / 255f * 2f) - 1f;
+            data[plane + o] = (rgb[(3 * o) + 1] / 255f * 2f) - 1f;
+            data[(2 * plane) + o] = (rgb[(3 * o) + 2] / 255f * 2f) - 1f;
         }
 
-        var options = new ResizeOptions
+        return data;
+    }
+
+    /// <summary>
+    /// A mask image as [height, width] values of 0 (keep) or 1 (repaint), as diffusers' mask processor: converted to
+    /// grayscale first, then resized, then thresholded at 0.5.
+    /// </summary>
+    internal static float[] ToMask(Image<Rgb24> mask, int width, int height, ImageResizeMode mode)
+    {
+        var rgb = RgbBytes(mask);
+        var luma = new byte[mask.Width * mask.Height];
+        for (int i = 0; i < luma.Length; i++)
         {
-            Size = new Size(width, height),
-            Mode = mode switch
+            // ITU-R 601-2 luma rounded to 8 bits exactly as PIL's convert("L").
+            luma[i] = (byte)(((rgb[3 * i] * 19595) + (rgb[(3 * i) + 1] * 38470) + (rgb[(3 * i) + 2] * 7471) + 0x8000) >> 16);
+        }
+
+        var resized = Fit(luma, mask.Width, mask.Height, 1, width, height, mode);
+        var data = new float[width * height];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = resized[i] / 255f >= 0.5f ? 1f : 0f;
+        }
+
+        return data;
+    }
+
+    /// <summary>The pixels as interleaved RGB bytes, row-major.</summary>
+    internal static byte[] RgbBytes(Image<Rgb24> image)
+    {
+        var bytes = new byte[image.Width * image.Height * 3];
+        image.ProcessPixelRows(accessor =>
+        {
+            for (int y = 0; y < accessor.Height; y++)
             {
-                ImageResizeMode.CenterCrop => ResizeMode.Crop,
-                ImageResizeMode.Pad => ResizeMode.Pad,
-                _ => ResizeMode.Stretch,
-            },
-            Sampler = KnownResamplers.Lanczos3,
-            PadColor = Color.Black,
-        };
-        return image.Clone(ctx => ctx.Resize(options));
+                System.Runtime.InteropServices.MemoryMarshal.AsBytes(accessor.GetRowSpan(y)).CopyTo(bytes.AsSpan(y * accessor.Width * 3));
+            }
+        });
+        return bytes;
+    }
+
+    /// <summary>
+    /// Brings interleaved 8-bit pixels to <paramref name="width"/> × <paramref name="height"/> with Pillow's Lanczos
+    /// resize, as diffusers' VaeImageProcessor.resize: stretched ("default"), scaled to cover and centre-cropped
+    /// ("crop", the same geometry as diffusers' _resize_and_crop), or scaled to fit and centred on black.
+    /// </summary>
+    internal static byte[] Fit(byte[] pixels, int sourceWidth, int sourceHeight, int channels, int width, int height, ImageResizeMode mode)
+    {
+        if (mode == ImageResizeMode.Stretch)
+        {
+            return PilResampler.Resize(pixels, sourceWidth, sourceHeight, channels, width, height);
+        }
+
+        // diffusers compares the float ratios and sizes the other side with integer floor division.
+        double ratio = (double)width / height;
+        double sourceRatio = (double)sourceWidth / sourceHeight;
+        bool fitWidth = mode == ImageResizeMode.CenterCrop ? ratio > sourceRatio : ratio < sourceRatio;
+        int scaledWidth = fitWidth ? width : (int)((long)sourceWidth * height / sourceHeight);
+        int scaledHeight = fitWidth ? (int)((long)sourceHeight * width / sourceWidth) : height;
+        scaledWidth = Math.Max(scaledWidth, 1);
+        scaledHeight = Math.Max(scaledHeight, 1);
+        var scaled = PilResampler.Resize(pixels, sourceWidth, sourceHeight, channels, scaledWidth, scaledHeight);
+
+        // Image.paste at (width // 2 - w // 2, height // 2 - h // 2): a negative offset crops.
+        int left = (width / 2) - (scaledWidth / 2);
+        int top = (height / 2) - (scaledHeight / 2);
+        var result = new byte[width * height * channels];
+        for (int y = Math.Max(0, top); y < Math.Min(height, top + scaledHeight); y++)
+        {
+            int x0 = Math.Max(0, left), x1 = Math.Min(width, left + scaledWidth);
+            scaled.AsSpan((((y - top) * scaledWidth) + (x0 - left)) * channels, (x1 - x0) * channels)
+                .CopyTo(result.AsSpan(((y * width) + x0) * channels));
+        }
+
+        return result;
     }
 
     private static void CheckJpegEnd(ReadOnlySpan<byte> data, string name)

@@ -54,6 +54,14 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        AppendPromptLanguage(sb, r, result);
+
+        // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
+        foreach (var (unit, i) in ControlNetBlock(result).Select((u, i) => (u, i)))
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", ControlNet {i}: \"Model: {unit.Net}, Weight: {unit.Scale}, Guidance Start: {unit.GuidanceStart}, Guidance End: {unit.GuidanceEnd}\"");
+        }
+
         return sb.ToString();
     }
 
@@ -86,7 +94,15 @@ public static class ImageRecipe
             InputImage = r.Image is not null,
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
+            ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
         };
+        RecordPromptLanguage(recipe, r, result);
+
+        // Few-step schedules.
+        recipe.Eta = r.Eta;
+        recipe.Timesteps = r.Timesteps?.ToArray();
+        recipe.Sigmas = r.Sigmas?.ToArray();
+        recipe.Preset = r.Preset;
         return JsonSerializer.Serialize(recipe, RecipeJson.Options);
     }
 
@@ -141,7 +157,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
-        return new StoredRecipe(new GenerationRequest
+        return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
             Prompt2 = doc.Prompt2,
@@ -160,7 +176,87 @@ public static class ImageRecipe
             UseRefiner = doc.UseRefiner,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
-        }, doc.InitialLatents, doc.InputImage, doc.Inpainting);
+            ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
+
+            // Few-step schedules.
+            Eta = doc.Eta,
+            Timesteps = doc.Timesteps,
+            Sigmas = doc.Sigmas,
+            Preset = doc.Preset,
+        }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
+        {
+            Embeddings = doc.Embeddings ?? [],
+            ControlNets = doc.ControlNet?.Units,
+        };
+    }
+
+    /// <summary>The ControlNet units of a result: net name, effective scale, window and the control image's pixel hash.</summary>
+    private static StoredControlNet[] ControlNetBlock(GenerationResult result)
+    {
+        var r = result.Request;
+        if (r.ControlImages is not { Count: > 0 } images)
+        {
+            return [];
+        }
+
+        var units = new StoredControlNet[images.Count];
+        for (int i = 0; i < units.Length; i++)
+        {
+            var c = images[i];
+            units[i] = new StoredControlNet(
+                result.ControlNets?[i] ?? c.ControlNet ?? string.Empty,
+                c.Scale ?? ControlNet.ControlNetStage.DefaultScale(r),
+                c.GuidanceStart,
+                c.GuidanceEnd,
+                ControlNet.ControlNetStage.PixelHash(c.Image));
+        }
+
+        return units;
+    }
+
+    // The prompt language (syntax, weighting, clip skip): A1111-style "Clip skip" in the parameters text, and fields
+    // written to the JSON only when they differ from the defaults, so plain recipes stay as they were.
+    private static void AppendPromptLanguage(StringBuilder sb, GenerationRequest r, GenerationResult result)
+    {
+        if (result.Embeddings.Count > 0)
+        {
+            sb.Append(", Embeddings: ").AppendJoin(", ", result.Embeddings.Select(e => e.Token));
+        }
+
+        if (r.PromptSyntax != Text.PromptSyntax.Plain)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Prompt syntax: {r.PromptSyntax}");
+            if (r.PromptWeighting != Text.PromptWeighting.Automatic1111)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $", Prompt weighting: {r.PromptWeighting}");
+            }
+        }
+
+        if (r.ClipSkip is { } clipSkip and > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Clip skip: {clipSkip}");
+        }
+    }
+
+    private static void RecordPromptLanguage(RecipeDocument recipe, GenerationRequest r, GenerationResult result)
+    {
+        recipe.Embeddings = result.Embeddings.Count > 0 ? result.Embeddings.ToArray() : null;
+        recipe.PromptSyntax = r.PromptSyntax == Text.PromptSyntax.Plain ? null : r.PromptSyntax.ToString();
+        recipe.PromptWeighting = r.PromptWeighting == Text.PromptWeighting.Automatic1111 ? null : r.PromptWeighting.ToString();
+        recipe.ClipSkip = r.ClipSkip;
+    }
+
+    private static GenerationRequest ReadPromptLanguage(RecipeDocument doc, string pngPath, GenerationRequest request)
+    {
+        var syntax = Text.PromptSyntax.Plain;
+        var weighting = Text.PromptWeighting.Automatic1111;
+        if ((doc.PromptSyntax is { } s && !Enum.TryParse(s, ignoreCase: false, out syntax))
+            || (doc.PromptWeighting is { } w && !Enum.TryParse(w, ignoreCase: false, out weighting)))
+        {
+            throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk names an unknown prompt syntax or weighting ('{doc.PromptSyntax}', '{doc.PromptWeighting}').");
+        }
+
+        return request with { PromptSyntax = syntax, PromptWeighting = weighting, ClipSkip = doc.ClipSkip };
     }
 
     /// <summary>The largest PNG a recipe is read from (256 MiB).</summary>
@@ -190,6 +286,26 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+
+        // Few-step schedules.
+        public float? Eta { get; set; }
+        public double[]? Timesteps { get; set; }
+        public double[]? Sigmas { get; set; }
+        public string? Preset { get; set; }
+
+        // The prompt language.
+        public string? PromptSyntax { get; set; }
+        public string? PromptWeighting { get; set; }
+        public int? ClipSkip { get; set; }
+        public Text.AppliedEmbedding[]? Embeddings { get; set; }
+
+        public ControlNetRecipe? ControlNet { get; set; }
+    }
+
+    internal sealed class ControlNetRecipe
+    {
+        public bool GuessMode { get; set; }
+        public StoredControlNet[]? Units { get; set; }
     }
 
     private static class RecipeJson
@@ -207,4 +323,19 @@ public static class ImageRecipe
 /// <param name="UsedInitialLatents">Whether the generation started from given initial latents, which must be given again.</param>
 /// <param name="UsedInputImage">Whether it was image-to-image or inpainting, whose input image must be given again.</param>
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
-public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask);
+public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
+{
+    /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
+    public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
+    /// <summary>The ControlNet units the image was made with (their control images are not stored and must be given again); <see langword="null"/> without ControlNet.</summary>
+    public IReadOnlyList<StoredControlNet>? ControlNets { get; init; }
+}
+
+/// <summary>One ControlNet unit of a stored recipe.</summary>
+/// <param name="Net">The ControlNet's name (by default its folder's name).</param>
+/// <param name="Scale">The conditioning scale used.</param>
+/// <param name="GuidanceStart">diffusers' control_guidance_start.</param>
+/// <param name="GuidanceEnd">diffusers' control_guidance_end.</param>
+/// <param name="ImageSha256">The SHA-256 of the control image's RGB pixels (row-major, 8 bits per channel), to check that the same image is given again.</param>
+public sealed record StoredControlNet(string Net, double Scale, double GuidanceStart, double GuidanceEnd, string ImageSha256);

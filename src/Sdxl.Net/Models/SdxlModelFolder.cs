@@ -13,6 +13,8 @@ namespace Sdxl.Net.Models;
 internal sealed class SdxlModelFolder : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
+    private SessionResidency? _residency;
+    private Func<string, SessionCustomization?> _customize = _ => null;
 
     private SdxlModelFolder(string directory) => Directory = directory;
 
@@ -28,11 +30,23 @@ internal sealed class SdxlModelFolder : IDisposable
 
     public UNetModel UNet { get; private set; } = null!;
 
+    /// <summary>
+    /// OnnxStack's ControlNet-enabled UNet (<c>controlnet/model.onnx</c> beside a plain <c>unet/</c>), once
+    /// <see cref="LoadControlNetUNet"/> found one; <see langword="null"/> otherwise.
+    /// </summary>
+    public UNetModel? ControlNetUNet { get; private set; }
+
+    /// <summary>unet/config.json (empty when absent).</summary>
+    public JsonConfig UNetConfig { get; private set; } = JsonConfig.Empty;
+
     public VaeDecoderModel VaeDecoder { get; private set; } = null!;
 
     public VaeEncoderModel? VaeEncoder { get; private set; }
 
     public SchedulerConfig SchedulerConfig { get; private set; } = SchedulerConfig.SdxlBase;
+
+    /// <summary>The textual-inversion embeddings whose rows the text encoder sessions were opened with, or <see langword="null"/>.</summary>
+    public TextualInversions? Embeddings { get; private set; }
 
     /// <summary>model_index.json <c>force_zeros_for_empty_prompt</c> (diffusers default true).</summary>
     public bool ForceZerosForEmptyPrompt { get; private set; } = true;
@@ -55,6 +69,9 @@ internal sealed class SdxlModelFolder : IDisposable
     /// <summary>Pixels per latent cell (2^(VAE levels − 1), 8 for SDXL).</summary>
     public int VaeScaleFactor { get; private set; } = 8;
 
+    /// <summary>The VAE's first block_out_channels entry: the width of its full-resolution feature maps (128 in SDXL).</summary>
+    public int VaeFirstChannels { get; private set; } = 128;
+
     /// <summary>Width and height must be multiples of this: VAE factor × 2^(UNet down levels − 1).</summary>
     public int PixelMultiple { get; private set; } = 32;
 
@@ -69,6 +86,12 @@ internal sealed class SdxlModelFolder : IDisposable
 
     /// <summary>The UNet's input channels (4, or 9 for inpainting UNets).</summary>
     public int UNetInChannels { get; private set; } = 4;
+
+    /// <summary>
+    /// The width of the UNet's guidance embedding input <c>timestep_cond</c> (<c>time_cond_proj_dim</c>) when it is
+    /// guidance-distilled (LCM-SDXL); <see langword="null"/> for a UNet that uses classifier-free guidance.
+    /// </summary>
+    public int? GuidanceEmbeddingDim { get; private set; }
 
     /// <summary>The components whose sessions are open now, in folder order (all of them unless per-phase loading).</summary>
     public IReadOnlyList<string> LoadedComponents
@@ -105,7 +128,11 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true)
+    /// <param name="directory">The folder.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="loadVaeEncoder">Whether to open vae_encoder/ when present.</param>
+    /// <param name="customize">The weights overlay of a component (by folder name), or <see langword="null"/>.</param>
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -116,13 +143,38 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder);
+            folder.Load(options, loadVaeEncoder, customize ?? (_ => null));
             return folder;
         }
         catch
         {
             folder.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Records the embeddings this folder's text encoders were opened with (their customization) and takes ownership:
+    /// they are disposed after every session, whose initializer memory they are.
+    /// </summary>
+    public void AttachEmbeddings(TextualInversions? embeddings)
+    {
+        if (embeddings is not null)
+        {
+            Embeddings = embeddings;
+            _owned.Insert(0, embeddings);
+        }
+    }
+
+    /// <summary>
+    /// Opens OnnxStack's ControlNet-enabled UNet, <c>controlnet/model.onnx</c>, when the folder has one (a pipeline with
+    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency and weights overlay.
+    /// </summary>
+    public void LoadControlNetUNet(ExecutionProviderOptions options)
+    {
+        if (ControlNetUNet is null && File.Exists(Sub("controlnet", "model.onnx")))
+        {
+            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency, _customize("unet")));
         }
     }
 
@@ -144,7 +196,7 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder)
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize)
     {
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
@@ -171,15 +223,28 @@ internal sealed class SdxlModelFolder : IDisposable
         if (vae.GetInt32Array("block_out_channels") is { Length: > 0 } vaeBlocks)
         {
             VaeScaleFactor = 1 << (vaeBlocks.Length - 1);
+            VaeFirstChannels = vaeBlocks[0];
         }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
+        UNetConfig = unetConfig;
         int downLevels = unetConfig.GetInt32Array("block_out_channels")?.Length ?? 3;
         PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
         DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
 
+        // Refuse, before any session exists, a folder whose sessions cannot fit in memory.
+        var components = new List<string> { "text_encoder", "text_encoder_2", "unet", "vae_decoder" };
+        if (loadVaeEncoder)
+        {
+            components.Add("vae_encoder");
+        }
+
+        MemoryGuard.CheckLoad(Directory, components, options);
+
         // Per-phase loading: every session is still opened here, its signature read and checked, then closed.
         var residency = options.MemoryMode == MemoryMode.LoadPerPhase ? new SessionResidency() : null;
+        _residency = residency;
+        _customize = customize;
 
         // A base folder names text_encoder in model_index.json and has tokenizer/; either one means the first encoder
         // is required, so its absence is reported as a missing file rather than as a base/refiner width mismatch.
@@ -187,12 +252,12 @@ internal sealed class SdxlModelFolder : IDisposable
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
-            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency));
+            TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency, customize("text_encoder")));
         }
 
         Tokenizer2 = LoadTokenizer("tokenizer_2");
-        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency));
-        UNet = Own(new UNetModel(ModelFile("unet"), options, residency));
+        TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency, customize("text_encoder_2")));
+        UNet = Own(new UNetModel(ModelFile("unet"), options, residency, customize("unet")));
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
@@ -200,6 +265,8 @@ internal sealed class SdxlModelFolder : IDisposable
         }
 
         CheckComponentsFit(unetConfig);
+        int configuredCondDim = unetConfig.GetInt32("time_cond_proj_dim", -1);
+        GuidanceEmbeddingDim = Distilled.GuidanceEmbedding.DimensionOf(UNet, configuredCondDim > 0 ? configuredCondDim : null);
     }
 
     private void CheckComponentsFit(JsonConfig unetConfig)

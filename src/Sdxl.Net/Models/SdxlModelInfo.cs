@@ -37,6 +37,12 @@ public sealed class SdxlModelInfo
     /// <summary>model_index.json force_zeros_for_empty_prompt.</summary>
     public required bool ForceZerosForEmptyPrompt { get; init; }
 
+    /// <summary>
+    /// The width of the UNet's guidance embedding (<c>timestep_cond</c>, <c>time_cond_proj_dim</c>) when it is a
+    /// guidance-distilled LCM UNet, which runs without classifier-free guidance; otherwise <see langword="null"/>.
+    /// </summary>
+    public int? GuidanceEmbeddingDim { get; init; }
+
     /// <summary>Each component's ONNX signature, by folder name.</summary>
     public required IReadOnlyDictionary<string, string> Signatures { get; init; }
 
@@ -68,6 +74,11 @@ public sealed class SdxlModelInfo
             : $"{TensorSpec.TypeName(ts.ElementType)}[1] timestep (Olive)";
         var vae = folder.VaeEncoder is null ? "no vae_encoder" : folder.VaeEncoder.OutputsParameters ? "vae_encoder → latent_parameters (optimum ≥ 1.23)" : "vae_encoder → latent_sample (older optimum / Olive)";
         var variant = $"{(folder.IsRefiner ? "refiner" : "base")}; UNet I/O {TensorSpec.TypeName(folder.UNet.FloatType)}; {timestep}; {vae}";
+        if (folder.GuidanceEmbeddingDim is { } condDim)
+        {
+            variant += $"; LCM UNet (guidance embedding timestep_cond [B, {condDim}], no CFG)";
+        }
+
         return new SdxlModelInfo
         {
             Directory = folder.Directory,
@@ -81,6 +92,7 @@ public sealed class SdxlModelInfo
             ForceZerosForEmptyPrompt = folder.ForceZerosForEmptyPrompt,
             Signatures = signatures,
             Variant = variant,
+            GuidanceEmbeddingDim = folder.GuidanceEmbeddingDim,
         };
     }
 }

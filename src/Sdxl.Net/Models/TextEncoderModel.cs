@@ -14,9 +14,10 @@ internal sealed class TextEncoderModel : IDisposable
     private readonly TensorSpec _ids;
     private readonly string[] _outputNames;
 
-    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled, SessionResidency? residency = null)
+    public TextEncoderModel(string component, string path, ExecutionProviderOptions options, bool requirePooled, SessionResidency? residency = null,
+        SessionCustomization? customization = null)
     {
-        _model = new OnnxModel(component, path, options, residency);
+        _model = new OnnxModel(component, path, options, residency, customization);
         try
         {
             _ids = _model.RequireInput("input_ids", TensorElementType.Int64, TensorElementType.Int32);
@@ -82,15 +83,60 @@ internal sealed class TextEncoderModel : IDisposable
 
     /// <summary>Encodes <paramref name="batch"/> rows of <paramref name="sequenceLength"/> ids.</summary>
     /// <returns>The penultimate hidden states [batch, seq, hidden] and, when requested, the pooled projection [batch, P].</returns>
-    public (float[] Hidden, int HiddenSize, float[]? Pooled) Encode(ReadOnlySpan<int> ids, int batch, int sequenceLength, RunOptions? runOptions)
+    /// <param name="ids">The token ids, row-major.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="sequenceLength">Ids per row.</param>
+    /// <param name="runOptions">ONNX run options.</param>
+    /// <param name="clipSkip">
+    /// diffusers' <c>clip_skip</c> for SDXL: the state of <c>hidden_states[-(clipSkip + 2)]</c>; 0 is the default
+    /// penultimate layer.
+    /// </param>
+    public (float[] Hidden, int HiddenSize, float[]? Pooled) Encode(ReadOnlySpan<int> ids, int batch, int sequenceLength, RunOptions? runOptions, int clipSkip = 0)
     {
+        var outputNames = clipSkip == 0 ? _outputNames : OutputNamesForClipSkip(clipSkip);
         using var input = OnnxModel.CreateIds(_ids, ids, [batch, sequenceLength]);
-        using var outputs = _model.Run(["input_ids"], [input], _outputNames, runOptions);
+        using var outputs = _model.Run(["input_ids"], [input], outputNames, runOptions);
         var hiddenValue = outputs.First();
         var shape = OnnxModel.ShapeOf(hiddenValue);
         var hidden = OnnxModel.ReadFloat(hiddenValue);
         float[]? pooled = _outputNames.Length > 1 ? OnnxModel.ReadFloat(outputs.ElementAt(1)) : null;
         return (hidden, (int)shape[^1], pooled);
+    }
+
+    /// <summary>Whether the export outputs <c>last_hidden_state</c> (the final layer after the final layer norm).</summary>
+    public bool HasLastHiddenState => _model.Outputs.ContainsKey("last_hidden_state");
+
+    /// <summary>The final layer's states [batch, seq, hidden] (after the final layer norm), which the pooled projection reads.</summary>
+    public float[] EncodeLastHiddenState(ReadOnlySpan<int> ids, int batch, int sequenceLength, RunOptions? runOptions)
+    {
+        using var input = OnnxModel.CreateIds(_ids, ids, [batch, sequenceLength]);
+        using var outputs = _model.Run(["input_ids"], [input], ["last_hidden_state"], runOptions);
+        return OnnxModel.ReadFloat(outputs.First());
+    }
+
+    /// <summary>Fails unless <paramref name="clipSkip"/> names a layer this export outputs.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The encoder has too few layers, or the export lacks that layer's output.</exception>
+    public void CheckClipSkip(int clipSkip) => OutputNamesForClipSkip(clipSkip);
+
+    // hidden_states has L + 1 entries (0 = token embeddings); hidden_states[-(k + 2)] is hidden_states.{L - 1 - k}.
+    private string[] OutputNamesForClipSkip(int clipSkip)
+    {
+        int index = Layers - 1 - clipSkip;
+        if (clipSkip < 0 || index < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(clipSkip), clipSkip,
+                $"ClipSkip {clipSkip} is out of range for {Component}, which has {Layers} layers: ClipSkip must be from 0 to {Layers - 1} (hidden_states[-(ClipSkip + 2)]).");
+        }
+
+        var name = $"hidden_states.{index}";
+        if (!_model.Outputs.ContainsKey(name))
+        {
+            throw new ArgumentOutOfRangeException(nameof(clipSkip), clipSkip,
+                $"ClipSkip {clipSkip} needs {Component}'s output '{name}', which this export does not have (it has {_model.Signature}). "
+                + "Re-export with optimum, which outputs every hidden_states.N.");
+        }
+
+        return _outputNames.Length > 1 ? [name, _outputNames[1]] : [name];
     }
 
     public void Dispose() => _model.Dispose();

@@ -26,9 +26,9 @@ internal sealed class UNetModel : IDisposable
     private readonly Dictionary<UNetShape, UNetBinding> _graphBindings = [];
     private readonly HashSet<UNetShape> _graphBindingsInUse = [];
 
-    public UNetModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null)
+    public UNetModel(string path, ExecutionProviderOptions options, SessionResidency? residency = null, SessionCustomization? customization = null)
     {
-        _model = new OnnxModel("unet", path, options, residency);
+        _model = new OnnxModel("unet", path, options, residency, customization);
         try
         {
             _sample = _model.RequireInput("sample", Floats);
@@ -112,6 +112,7 @@ internal sealed class UNetModel : IDisposable
     /// <exception cref="SdxlModelException">The model takes an input nothing supplies, or an input is supplied that the model does not take.</exception>
     public UNetBinding CreateBinding(UNetShape shape, IReadOnlyList<UNetExtraInput> extraInputs)
     {
+        CheckSequenceLength(shape.SequenceLength);
         foreach (var name in ExtraInputs.Keys)
         {
             bool supplied = false;
@@ -227,6 +228,22 @@ internal sealed class UNetModel : IDisposable
         {
             _graphBindingsInUse.Remove(binding.Shape);
             Monitor.PulseAll(_cacheGate);
+        }
+    }
+
+    /// <summary>
+    /// Fails clearly when the export fixes <c>encoder_hidden_states</c>' token axis to another length (a long weighted
+    /// prompt gives 77·k tokens; optimum exports leave the axis dynamic, some static-shape exports fix it at 77).
+    /// </summary>
+    public void CheckSequenceLength(int sequenceLength)
+    {
+        int fixedLength = _hidden.Dimensions[1];
+        if (fixedLength > 0 && fixedLength != sequenceLength)
+        {
+            throw new ArgumentException(
+                $"The prompt is encoded as {sequenceLength} tokens ({sequenceLength / 77.0:0.#} chunks of 77), but this UNet's input 'encoder_hidden_states' is fixed at "
+                + $"{fixedLength} tokens ({_hidden}). Shorten the prompt to one chunk (75 tokens, no BREAK) or use an export with a dynamic sequence axis. File: '{_model.Path}'.",
+                "Prompt");
         }
     }
 

@@ -50,6 +50,12 @@ public sealed record ExecutionProviderOptions
     public string? TensorRTTimingCachePath { get; init; }
 
     /// <summary>
+    /// TensorRT: the shape ranges engines are built for, so one engine serves every size and batch in them instead of
+    /// being rebuilt per shape; <see langword="null"/> builds for the shapes first seen.
+    /// </summary>
+    public TensorRTShapeProfile? TensorRTProfile { get; init; }
+
+    /// <summary>
     /// CUDA / TensorRT: capture the UNet's kernels in a CUDA graph on its first runs and replay it on later steps,
     /// removing per-kernel launch overhead (most useful for small batches and sizes, where launches dominate).
     /// </summary>

@@ -34,7 +34,7 @@ internal static class SessionFactory
             SessionOptions? sessionOptions = null;
             try
             {
-                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options));
+                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options), component);
                 customization?.ApplyTo(sessionOptions);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
@@ -75,7 +75,7 @@ internal static class SessionFactory
     public static bool UsesCudaGraph(string component, ExecutionProviderKind kind, ExecutionProviderOptions options) =>
         options.EnableCudaGraph && component == "unet" && kind is ExecutionProviderKind.Cuda or ExecutionProviderKind.TensorRT;
 
-    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph)
+    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph, string component)
     {
         var so = new SessionOptions
         {
@@ -98,7 +98,7 @@ internal static class SessionFactory
                 case ExecutionProviderKind.TensorRT:
                     using (var trt = new OrtTensorRTProviderOptions())
                     {
-                        trt.UpdateOptions(TensorRTSettings(options, cudaGraph));
+                        trt.UpdateOptions(TensorRTSettings(options, cudaGraph, component));
                         so.AppendExecutionProvider_Tensorrt(trt);
                     }
 
@@ -146,7 +146,7 @@ internal static class SessionFactory
     }
 
     /// <summary>The TensorRT provider's option strings for <paramref name="options"/>.</summary>
-    internal static Dictionary<string, string> TensorRTSettings(ExecutionProviderOptions options, bool cudaGraph)
+    internal static Dictionary<string, string> TensorRTSettings(ExecutionProviderOptions options, bool cudaGraph, string component = "")
     {
         var settings = new Dictionary<string, string>
         {
@@ -168,6 +168,13 @@ internal static class SessionFactory
         {
             settings["trt_timing_cache_enable"] = "1";
             settings["trt_timing_cache_path"] = timing;
+        }
+
+        if (options.TensorRTProfile?.For(component) is { } profile)
+        {
+            settings["trt_profile_min_shapes"] = profile.Min;
+            settings["trt_profile_opt_shapes"] = profile.Opt;
+            settings["trt_profile_max_shapes"] = profile.Max;
         }
 
         return settings;

@@ -98,6 +98,50 @@ internal abstract class AlphaSchedulerRun : ISchedulerRun
         }
     }
 
+    /// <summary>
+    /// Writes x₀ and ε for an ε, x₀ or v prediction: <c>x₀ = (x − √β·ε)/√ᾱ</c>; <c>ε = (x − √ᾱ·x₀)/√β</c>;
+    /// <c>x₀ = √ᾱ·x − √β·v</c> and <c>ε = √ᾱ·v + √β·x</c> (DDIM, TCD).
+    /// </summary>
+    private protected static void PredictOriginalAndEpsilon(
+        PredictionType predictionType, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, float sqrtAlpha, float sqrtBeta, Span<float> original, Span<float> epsilon)
+    {
+        switch (predictionType)
+        {
+            case PredictionType.Epsilon:
+                TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
+                TensorPrimitives.Subtract(sample, original, original);
+                TensorPrimitives.Divide(original, sqrtAlpha, original);
+                modelOutput.CopyTo(epsilon);
+                break;
+            case PredictionType.Sample:
+                modelOutput.CopyTo(original);
+                TensorPrimitives.Multiply(original, sqrtAlpha, epsilon);
+                TensorPrimitives.Subtract(sample, epsilon, epsilon);
+                TensorPrimitives.Divide(epsilon, sqrtBeta, epsilon);
+                break;
+            default:
+                TensorPrimitives.Multiply(modelOutput, sqrtBeta, epsilon);
+                TensorPrimitives.Multiply(sample, sqrtAlpha, original);
+                TensorPrimitives.Subtract(original, epsilon, original);
+                TensorPrimitives.Multiply(sample, sqrtBeta, epsilon);
+                TensorPrimitives.MultiplyAdd(modelOutput, sqrtAlpha, epsilon, epsilon);
+                break;
+        }
+    }
+
+    /// <summary>The current step's index; throws when the lengths differ or every step has been taken.</summary>
+    private protected int CurrentStep(float timestep, int sampleLength, int modelOutputLength)
+    {
+        SigmaSchedulerRun.CheckLengthsCore(sampleLength, modelOutputLength, "modelOutput");
+        int index = _index.Current(_timesteps, timestep);
+        if (index >= _timesteps.Length)
+        {
+            throw new InvalidOperationException($"The schedule has {_timesteps.Length} steps and all of them have been taken.");
+        }
+
+        return index;
+    }
+
     /// <summary>The training-schedule index of a (whole-number) timestep.</summary>
     private protected int TrainIndex(float timestep)
     {

@@ -14,8 +14,9 @@ namespace Sdxl.Net.Schedulers;
 /// </remarks>
 /// <param name="config">The scheduler configuration; absent keys take diffusers' class defaults.</param>
 /// <param name="eta">The stochasticity η ≥ 0 of every step.</param>
-public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : IScheduler
+public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : IScheduler, IEtaScheduler
 {
+    private readonly SchedulerConfig _config = config;
     private readonly Options _options = Options.Create(config ?? throw new ArgumentNullException(nameof(config)), eta);
 
     /// <inheritdoc />
@@ -23,6 +24,8 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
 
     /// <inheritdoc />
     public int Order => 1;
+
+    IScheduler IEtaScheduler.WithEta(float value) => new DdimScheduler(_config, value);
 
     /// <inheritdoc />
     public ISchedulerRun CreateRun(int inferenceSteps)
@@ -74,28 +77,7 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
 
             var original = Scratch(sample.Length);
             var epsilon = Scratch(sample.Length, 1);
-            switch (options.PredictionType)
-            {
-                case PredictionType.Epsilon:
-                    // x0 = (sample - √β·ε) / √ᾱ
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, original);
-                    TensorPrimitives.Subtract(sample, original, original);
-                    TensorPrimitives.Divide(original, sqrtAlpha, original);
-                    modelOutput.CopyTo(epsilon);
-                    break;
-                case PredictionType.Sample:
-                    modelOutput.CopyTo(original);
-                    EpsilonFromOriginal(sample, original, sqrtAlpha, sqrtBeta, epsilon);
-                    break;
-                default:
-                    // x0 = √ᾱ·sample − √β·v; ε = √ᾱ·v + √β·sample
-                    TensorPrimitives.Multiply(modelOutput, sqrtBeta, epsilon);
-                    TensorPrimitives.Multiply(sample, sqrtAlpha, original);
-                    TensorPrimitives.Subtract(original, epsilon, original);
-                    TensorPrimitives.Multiply(sample, sqrtBeta, epsilon);
-                    TensorPrimitives.MultiplyAdd(modelOutput, sqrtAlpha, epsilon, epsilon);
-                    break;
-            }
+            PredictOriginalAndEpsilon(options.PredictionType, modelOutput, sample, sqrtAlpha, sqrtBeta, original, epsilon);
 
             if (options.ClipRange is { } range)
             {
@@ -122,13 +104,6 @@ public sealed class DdimScheduler(SchedulerConfig config, float eta = 0f) : ISch
             }
 
             _index.Advance();
-        }
-
-        private static void EpsilonFromOriginal(ReadOnlySpan<float> sample, ReadOnlySpan<float> original, float sqrtAlpha, float sqrtBeta, Span<float> epsilon)
-        {
-            TensorPrimitives.Multiply(original, sqrtAlpha, epsilon);
-            TensorPrimitives.Subtract(sample, epsilon, epsilon);
-            TensorPrimitives.Divide(epsilon, sqrtBeta, epsilon);
         }
     }
 }

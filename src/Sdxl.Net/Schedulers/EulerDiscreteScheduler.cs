@@ -12,8 +12,10 @@ namespace Sdxl.Net.Schedulers;
 /// <c>sigma_min</c>/<c>sigma_max</c>, <c>final_sigmas_type</c>, <c>interpolation_type</c>, <c>prediction_type</c>,
 /// <c>timestep_type</c>, <c>rescale_betas_zero_snr</c> and the beta schedule options. Stochastic churn
 /// (<c>s_churn</c>) is not used by the SDXL pipelines and is not implemented, so this sampler never draws noise.
+/// Custom <c>timesteps</c> or <c>sigmas</c> lists (diffusers' <c>set_timesteps(timesteps=...)</c> / <c>(sigmas=...)</c>)
+/// replace the spaced schedule; a sigmas list includes the final sigma.
 /// </remarks>
-public sealed class EulerDiscreteScheduler : IScheduler
+public sealed class EulerDiscreteScheduler : IScheduler, ICustomTimestepsScheduler, ICustomSigmasScheduler
 {
     private readonly SchedulerConfig _config;
     private readonly float[] _alphasCumprod;
@@ -71,8 +73,7 @@ public sealed class EulerDiscreteScheduler : IScheduler
     public ISchedulerRun CreateRun(int inferenceSteps)
     {
         var schedule = SigmaSchedule.Create(_config, _alphasCumprod, inferenceSteps, supportsInterpolationType: true);
-        double finalSigma = _finalSigmaIsMin ? MathF.Sqrt((1f - _alphasCumprod[0]) / _alphasCumprod[0]) : 0.0;
-        var sigmas = schedule.SigmasWithFinal(finalSigma);
+        var sigmas = schedule.SigmasWithFinal(FinalSigma());
         float[] timesteps;
         if (_continuousTimesteps && _predictionType == PredictionType.VPrediction)
         {
@@ -89,6 +90,70 @@ public sealed class EulerDiscreteScheduler : IScheduler
 
         return new Run(timesteps, sigmas, SigmaSchedule.InitNoiseSigma(sigmas, _config), _predictionType);
     }
+
+    ISchedulerRun ICustomTimestepsScheduler.CreateRun(IReadOnlyList<double> timesteps)
+    {
+        ArgumentNullException.ThrowIfNull(timesteps);
+        if (_config.GetBoolean("use_karras_sigmas", false) || _config.GetBoolean("use_exponential_sigmas", false))
+        {
+            throw new ArgumentException("Custom timesteps cannot be combined with Karras or exponential sigmas (diffusers refuses it too); give custom sigmas instead.", nameof(timesteps));
+        }
+
+        if (_continuousTimesteps && _predictionType == PredictionType.VPrediction)
+        {
+            throw new ArgumentException("Custom timesteps cannot be combined with continuous v-prediction timesteps (diffusers refuses it too); give custom sigmas instead.", nameof(timesteps));
+        }
+
+        // np.array(timesteps).astype(np.float32), then the configured sigma interpolation and final sigma.
+        var spaced = new double[timesteps.Count];
+        for (int i = 0; i < spaced.Length; i++)
+        {
+            spaced[i] = (float)timesteps[i];
+        }
+
+        var trainSigmas = NoiseSchedule.TrainSigmas(_alphasCumprod);
+        var interpolated = SigmaSchedule.InterpolatedSigmas(_config, spaced, trainSigmas, spaced.Length, supportsInterpolationType: true);
+        var sigmas = new float[interpolated.Length + 1];
+        for (int i = 0; i < interpolated.Length; i++)
+        {
+            sigmas[i] = (float)interpolated[i];
+        }
+
+        sigmas[^1] = (float)FinalSigma();
+        return new Run(NoiseSchedule.ToSingle(spaced), sigmas, SigmaSchedule.InitNoiseSigma(sigmas, _config), _predictionType);
+    }
+
+    ISchedulerRun ICustomSigmasScheduler.CreateRun(IReadOnlyList<double> sigmas)
+    {
+        ArgumentNullException.ThrowIfNull(sigmas);
+
+        // np.array(sigmas).astype(np.float32); each timestep is _sigma_to_t of a float32 sigma (float32 logs, as numpy
+        // keeps the scalar's type); the list is used as given, final sigma included.
+        var single = new float[sigmas.Count];
+        for (int i = 0; i < single.Length; i++)
+        {
+            single[i] = (float)sigmas[i];
+        }
+
+        var logSigmas = NoiseSchedule.Log(NoiseSchedule.TrainSigmas(_alphasCumprod));
+        var timesteps = new float[single.Length - 1];
+        for (int i = 0; i < timesteps.Length; i++)
+        {
+            timesteps[i] = (float)NoiseSchedule.SigmaToTSingle(single[i], logSigmas);
+        }
+
+        if (_continuousTimesteps && _predictionType == PredictionType.VPrediction)
+        {
+            for (int i = 0; i < timesteps.Length; i++)
+            {
+                timesteps[i] = 0.25f * MathF.Log(single[i]);
+            }
+        }
+
+        return new Run(timesteps, single, SigmaSchedule.InitNoiseSigma(single, _config), _predictionType);
+    }
+
+    private double FinalSigma() => _finalSigmaIsMin ? MathF.Sqrt((1f - _alphasCumprod[0]) / _alphasCumprod[0]) : 0.0;
 
     private sealed class Run(float[] timesteps, float[] sigmas, float initNoiseSigma, PredictionType predictionType)
         : SigmaSchedulerRun(timesteps, sigmas, initNoiseSigma, order: 1)

@@ -12,9 +12,10 @@ namespace Sdxl.Net.Schedulers;
 /// Timesteps are drawn from the <c>original_inference_steps</c> schedule the model was distilled on. Honours
 /// <c>original_inference_steps</c>, <c>timestep_scaling</c>, <c>set_alpha_to_one</c>, <c>clip_sample</c>,
 /// <c>clip_sample_range</c>, <c>prediction_type</c>, <c>rescale_betas_zero_snr</c> and the beta schedule options;
-/// dynamic <c>thresholding</c> and custom timesteps are not implemented.
+/// dynamic <c>thresholding</c> is not implemented. Custom timesteps (<c>set_timesteps(timesteps=...)</c>) are whole
+/// training timesteps in descending order.
 /// </remarks>
-public sealed class LcmScheduler : IScheduler
+public sealed class LcmScheduler : IScheduler, ICustomTimestepsScheduler
 {
     private const float SigmaData = 0.5f;
 
@@ -38,13 +39,7 @@ public sealed class LcmScheduler : IScheduler
         _alphasCumprod = NoiseSchedule.AlphasCumprod(NoiseSchedule.Betas(config, 0.00085, 0.012, "scaled_linear"));
         _finalAlphaCumprod = config.GetBoolean("set_alpha_to_one", true) ? 1f : _alphasCumprod[0];
         _predictionType = NoiseSchedule.ParsePredictionType(config);
-        _originalSteps = config.GetInt32("original_inference_steps", 50);
-        if (_originalSteps < 1 || _originalSteps > _alphasCumprod.Length)
-        {
-            throw new ArgumentException(
-                $"Scheduler option 'original_inference_steps' must be between 1 and num_train_timesteps ({_alphasCumprod.Length}); found {_originalSteps}.",
-                nameof(config));
-        }
+        _originalSteps = DistillationSchedule.OriginalSteps(config, _alphasCumprod.Length);
 
         _timestepScaling = (float)config.GetDouble("timestep_scaling", 10.0);
         _clipRange = config.GetBoolean("clip_sample", false) ? (float)config.GetDouble("clip_sample_range", 1.0) : null;
@@ -57,38 +52,17 @@ public sealed class LcmScheduler : IScheduler
     public int Order => 1;
 
     /// <inheritdoc />
-    public ISchedulerRun CreateRun(int inferenceSteps)
-    {
-        if (inferenceSteps < 1 || inferenceSteps > _originalSteps)
-        {
-            throw new ArgumentOutOfRangeException(
-                nameof(inferenceSteps), inferenceSteps, $"The number of inference steps must be between 1 and original_inference_steps ({_originalSteps}).");
-        }
+    public ISchedulerRun CreateRun(int inferenceSteps) =>
+        new Run(this, DistillationSchedule.Timesteps(_alphasCumprod.Length, _originalSteps, inferenceSteps));
 
-        // The distillation schedule [k − 1, 2k − 1, ..., T − 1] (k = T // original steps), reversed, sampled at
-        // floor(linspace(0, len, N, endpoint=False)).
-        int k = _alphasCumprod.Length / _originalSteps;
-        double spacing = (double)_originalSteps / inferenceSteps;
-        var timesteps = new float[inferenceSteps];
-        for (int i = 0; i < inferenceSteps; i++)
-        {
-            int position = (int)Math.Floor(i * spacing);
-            timesteps[i] = ((_originalSteps - position) * k) - 1;
-        }
-
-        return new Run(this, timesteps);
-    }
+    ISchedulerRun ICustomTimestepsScheduler.CreateRun(IReadOnlyList<double> timesteps) =>
+        new Run(this, DistillationSchedule.CustomTimesteps(timesteps, _alphasCumprod.Length));
 
     private sealed class Run(LcmScheduler owner, float[] timesteps) : AlphaSchedulerRun(timesteps, owner._alphasCumprod)
     {
         public override void Step(ReadOnlySpan<float> modelOutput, float timestep, Span<float> sample, IRandomSource random)
         {
-            SigmaSchedulerRun.CheckLengthsCore(sample.Length, modelOutput.Length, nameof(modelOutput));
-            int index = _index.Current(_timesteps, timestep);
-            if (index >= _timesteps.Length)
-            {
-                throw new InvalidOperationException($"The schedule has {_timesteps.Length} steps and all of them have been taken.");
-            }
+            int index = CurrentStep(timestep, sample.Length, modelOutput.Length);
 
             int t = TrainIndex(timestep);
             bool last = index == _timesteps.Length - 1;

@@ -432,6 +432,25 @@ internal static class NoiseSchedule
         return ((1 - w) * low) + (w * high);
     }
 
+    /// <summary>
+    /// <c>_sigma_to_t</c> of a float32 sigma (a custom sigmas list): numpy keeps the scalar's float32 through the log and
+    /// the interpolation weight; only the final blend of the integer indices is float64.
+    /// </summary>
+    public static double SigmaToTSingle(float sigma, ReadOnlySpan<float> logSigmas)
+    {
+        float logSigma = MathF.Log(MathF.Max(sigma, 1e-10f));
+        int count = 0;
+        for (int i = 0; i < logSigmas.Length && logSigma - logSigmas[i] >= 0f; i++)
+        {
+            count++;
+        }
+
+        int low = Math.Min(Math.Max(count - 1, 0), logSigmas.Length - 2);
+        float w = (logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[low + 1]);
+        w = Math.Clamp(w, 0f, 1f);
+        return ((double)(1f - w) * low) + ((double)w * (low + 1));
+    }
+
     /// <summary>Karras et al. (2022) noise levels from <paramref name="sigmaMax"/> down to <paramref name="sigmaMin"/> (<c>_convert_to_karras</c>).</summary>
     public static double[] KarrasSigmas(double sigmaMin, double sigmaMax, int count, double rho = 7.0)
     {

@@ -100,6 +100,12 @@ public sealed class SchedulerCatalog
         Add("lms", "LMSDiscreteScheduler", c => new LmsDiscreteScheduler(c));
         Add("pndm", "PNDMScheduler", c => new PndmScheduler(c));
         Add("lcm", "LCMScheduler", c => new LcmScheduler(c));
+        Add("tcd", "TCDScheduler", c => new TcdScheduler(c));
+
+        // Trailing spacing, as the few-step models (SDXL-Turbo, -Lightning, Hyper-SD) are meant to be sampled.
+        Add("euler-trailing", null, c => new EulerDiscreteScheduler(c.With("timestep_spacing", "trailing")));
+        Add("euler-a-trailing", null, c => new EulerAncestralDiscreteScheduler(c.With("timestep_spacing", "trailing")));
+        Add("ddim-trailing", null, c => new DdimScheduler(c.With("timestep_spacing", "trailing")));
 
         // DPM-Solver++ and UniPC: a name fixes the algorithm and order it stands for, the model config keeps the rest.
         static SchedulerConfig DpmPlusPlus(SchedulerConfig c, string algorithm) => c.With("algorithm_type", algorithm).With("solver_order", 2.0);

@@ -56,31 +56,7 @@ internal sealed class SigmaSchedule
         var trainSigmas = NoiseSchedule.TrainSigmas(alphasCumprod);
         var logSigmas = NoiseSchedule.Log(trainSigmas);
 
-        double[] sigmas;
-        string interpolation = supportsInterpolationType ? config.GetString("interpolation_type", "linear") : "linear";
-        if (interpolation == "linear")
-        {
-            sigmas = new double[timesteps.Length];
-            for (int i = 0; i < sigmas.Length; i++)
-            {
-                sigmas[i] = NoiseSchedule.Interp(timesteps[i], trainSigmas);
-            }
-        }
-        else if (interpolation == "log_linear")
-        {
-            // torch.linspace(log(sigmas[-1]), log(sigmas[0]), N + 1).exp() in float32, as the Euler scheduler does.
-            var logs = NoiseSchedule.TorchLinspace(MathF.Log(trainSigmas[^1]), MathF.Log(trainSigmas[0]), inferenceSteps + 1);
-            sigmas = new double[logs.Length];
-            for (int i = 0; i < logs.Length; i++)
-            {
-                sigmas[i] = MathF.Exp(logs[i]);
-            }
-        }
-        else
-        {
-            throw new NotSupportedException(
-                $"Scheduler option 'interpolation_type' is '{interpolation}'; supported values are 'linear' and 'log_linear'.");
-        }
+        var sigmas = InterpolatedSigmas(config, timesteps, trainSigmas, inferenceSteps, supportsInterpolationType);
 
         bool karras = config.GetBoolean("use_karras_sigmas", false);
         bool exponential = config.GetBoolean("use_exponential_sigmas", false);
@@ -109,6 +85,41 @@ internal sealed class SigmaSchedule
         }
 
         return new SigmaSchedule(timesteps, sigmas, logSigmas, trainSigmas);
+    }
+
+    /// <summary>
+    /// The noise levels at <paramref name="timesteps"/>: numpy <c>interp</c> into the training sigmas (float64), or, for
+    /// <c>interpolation_type</c> <c>log_linear</c>, torch's float32 log-linear ramp of N + 1 values, as diffusers builds them.
+    /// </summary>
+    public static double[] InterpolatedSigmas(SchedulerConfig config, double[] timesteps, float[] trainSigmas, int inferenceSteps, bool supportsInterpolationType)
+    {
+        string interpolation = supportsInterpolationType ? config.GetString("interpolation_type", "linear") : "linear";
+        if (interpolation == "linear")
+        {
+            var sigmas = new double[timesteps.Length];
+            for (int i = 0; i < sigmas.Length; i++)
+            {
+                sigmas[i] = NoiseSchedule.Interp(timesteps[i], trainSigmas);
+            }
+
+            return sigmas;
+        }
+
+        if (interpolation == "log_linear")
+        {
+            // torch.linspace(log(sigmas[-1]), log(sigmas[0]), N + 1).exp() in float32, as the Euler scheduler does.
+            var logs = NoiseSchedule.TorchLinspace(MathF.Log(trainSigmas[^1]), MathF.Log(trainSigmas[0]), inferenceSteps + 1);
+            var sigmas = new double[logs.Length];
+            for (int i = 0; i < logs.Length; i++)
+            {
+                sigmas[i] = MathF.Exp(logs[i]);
+            }
+
+            return sigmas;
+        }
+
+        throw new NotSupportedException(
+            $"Scheduler option 'interpolation_type' is '{interpolation}'; supported values are 'linear' and 'log_linear'.");
     }
 
     /// <summary>The float32 sigmas with <paramref name="finalSigma"/> appended (<c>np.concatenate([sigmas, [last]]).astype(np.float32)</c>).</summary>

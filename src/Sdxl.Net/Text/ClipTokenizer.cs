@@ -36,6 +36,7 @@ public sealed class ClipTokenizer
     private readonly BpeTokenizer _bpe;
     private readonly IReadOnlyDictionary<string, int> _vocabulary;
     private readonly KeyValuePair<string, int>[] _addedTokens;
+    private Dictionary<int, string>? _tokenTexts;
 
     private ClipTokenizer(
         BpeTokenizer bpe,
@@ -53,6 +54,7 @@ public sealed class ClipTokenizer
         EosTokenId = eosTokenId;
         PadTokenId = padTokenId;
         MaxLength = maxLength;
+        CommaTokenId = vocabulary.TryGetValue("," + EndOfWordSuffix, out var comma) ? comma : -1;
     }
 
     /// <summary>The length of every <see cref="TokenizedPrompt.InputIds"/> sequence (77 for CLIP).</summary>
@@ -69,6 +71,9 @@ public sealed class ClipTokenizer
     /// <c>tokenizer/</c> (pad <c>&lt;|endoftext|&gt;</c>), 0 for <c>tokenizer_2/</c> (pad <c>!</c>).
     /// </summary>
     public int PadTokenId { get; }
+
+    /// <summary>The id of the word-final comma (<c>,&lt;/w&gt;</c>), where long weighted prompts prefer to break; -1 when absent.</summary>
+    internal int CommaTokenId { get; }
 
     /// <summary>
     /// Loads a Hugging Face tokenizer folder: <c>vocab.json</c> and <c>merges.txt</c>, plus the optional
@@ -146,9 +151,11 @@ public sealed class ClipTokenizer
     /// <c>[BOS] + ids[..(MaxLength - 2)] + [EOS]</c>, then padded with <see cref="PadTokenId"/> to
     /// <see cref="MaxLength"/>.
     /// </summary>
-    public TokenizedPrompt Encode(string text)
+    public TokenizedPrompt Encode(string text) => Pad(EncodeToIds(text));
+
+    /// <summary><c>[BOS] + ids[..(MaxLength - 2)] + [EOS]</c>, padded with <see cref="PadTokenId"/>.</summary>
+    internal TokenizedPrompt Pad(IReadOnlyList<int> ids)
     {
-        var ids = EncodeToIds(text);
         var kept = Math.Min(ids.Count, MaxLength - 2);
         var inputIds = new int[MaxLength];
         inputIds[0] = BosTokenId;
@@ -160,6 +167,41 @@ public sealed class ClipTokenizer
         inputIds[kept + 1] = EosTokenId;
         inputIds.AsSpan(kept + 2).Fill(PadTokenId);
         return new TokenizedPrompt(inputIds, ids.Count, kept);
+    }
+
+    /// <summary>
+    /// Encodes a prompt in the <see cref="PromptSyntax.Weighted"/> language: parsed with <paramref name="weighting"/>'s
+    /// grammar, each piece tokenized on its own, split into 75-token chunks (AUTOMATIC1111's rule: a full chunk breaks
+    /// after its last comma when that comma is among its last 20 tokens; <c>BREAK</c> starts a new chunk).
+    /// </summary>
+    /// <exception cref="ArgumentException">A weight in the prompt is not a number.</exception>
+    public IReadOnlyList<PromptChunk> EncodeChunks(string prompt, PromptWeighting weighting = PromptWeighting.Automatic1111)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        return PromptChunker.Chunk(this, PromptParser.Parse(prompt, weighting));
+    }
+
+    /// <summary>The vocabulary entry of <paramref name="id"/> (e.g. <c>photo&lt;/w&gt;</c>), or <see langword="null"/> when the vocabulary has no such id.</summary>
+    public string? TokenText(int id)
+    {
+        var texts = _tokenTexts;
+        if (texts is null)
+        {
+            texts = new Dictionary<int, string>(_vocabulary.Count);
+            foreach (var (token, tokenId) in _vocabulary)
+            {
+                texts.TryAdd(tokenId, token);
+            }
+
+            foreach (var (token, tokenId) in _addedTokens)
+            {
+                texts.TryAdd(tokenId, token);
+            }
+
+            _tokenTexts = texts;
+        }
+
+        return texts.TryGetValue(id, out var text) ? text : null;
     }
 
     private void EncodeSpan(string span, List<int> ids, List<string> preTokens)

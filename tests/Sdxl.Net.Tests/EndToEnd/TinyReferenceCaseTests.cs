@@ -34,18 +34,28 @@ public sealed class TinyReferenceCaseTests
     public async Task Cli_reproduces_the_diffusers_image(string caseName)
     {
         var root = TestPaths.TinySdxl!;
-        var caseDir = Path.Combine(root, "cases", caseName);
+        await AssertCliReproduces(root, Path.Combine(root, "cases", caseName));
+    }
+
+    /// <summary>Runs the case in <paramref name="caseDir"/> through the CLI and compares with its expected image.</summary>
+    internal static async Task AssertCliReproduces(string root, string caseDir)
+    {
+        var caseName = Path.GetFileName(caseDir);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "params.json")));
         var p = doc.RootElement;
         var output = Path.Combine(Path.GetTempPath(), $"sdxl-case-{caseName}-{Guid.NewGuid():N}.npy");
-        var args = ToCliArguments(p, root, caseDir, output);
+        await AssertCliReproduces(caseName, caseDir, p, ToCliArguments(p, root, caseDir, output), output);
+    }
 
+    /// <summary>Runs the CLI with <paramref name="args"/> (which write <paramref name="output"/>) and compares the image with the case's expected_image.npy.</summary>
+    internal static async Task AssertCliReproduces(string caseName, string caseDir, JsonElement p, List<string> args, string output)
+    {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         int exit = await CliApp.RunAsync(args.ToArray(), stdout, stderr);
         try
         {
-            Assert.True(exit == 0, $"exit {exit}: {stderr}");
+            Assert.True(exit == 0, $"exit {exit}: {stderr}\nargs: {string.Join(' ', args)}");
             var (actual, shape) = NpyFile.Read(output);
             var (expected, expectedShape) = NpyFile.Read(Path.Combine(caseDir, "expected_image.npy"));
             Assert.Equal(expectedShape, shape);
@@ -97,6 +107,7 @@ public sealed class TinyReferenceCaseTests
             ["batch"] = "--batch", ["num_images_per_prompt"] = "--batch", ["seed"] = "--seed",
             ["high_noise_fraction"] = "--high-noise-fraction", ["aesthetic_score"] = "--aesthetic-score",
             ["negative_aesthetic_score"] = "--negative-aesthetic-score",
+            ["prompt_syntax"] = "--prompt-syntax", ["prompt_weighting"] = "--prompt-weighting", ["clip_skip"] = "--clip-skip",
         };
         foreach (var prop in p.EnumerateObject())
         {

@@ -68,6 +68,31 @@ public sealed class ExecutionProviderTests
         Assert.Equal("1", cached["trt_cuda_graph_enable"]);
     }
 
+    // SDXL's shapes by hand: latents are 1/8 of the pixels, the UNet's rows are the images (no guidance) up to twice the
+    // images (guidance), prompts are 77 tokens per chunk, the conditioning widths are the base model's (2048, 1280, 6).
+    [Fact]
+    public void TensorRT_profiles_cover_the_sizes_and_batches_asked_for()
+    {
+        var options = new ExecutionProviderOptions
+        {
+            Kind = ExecutionProviderKind.TensorRT,
+            TensorRTProfile = TensorRTShapeProfile.SdxlBase with { MinImageSize = 768, MaxImageSize = 1024, MaxBatch = 2, MaxPromptChunks = 3 },
+        };
+        var unet = SessionFactory.TensorRTSettings(options, cudaGraph: false, "unet");
+        Assert.Equal("sample:1x4x96x96,encoder_hidden_states:1x77x2048,text_embeds:1x1280,time_ids:1x6", unet["trt_profile_min_shapes"]);
+        Assert.Equal("sample:2x4x128x128,encoder_hidden_states:2x77x2048,text_embeds:2x1280,time_ids:2x6", unet["trt_profile_opt_shapes"]);
+        Assert.Equal("sample:4x4x128x128,encoder_hidden_states:4x231x2048,text_embeds:4x1280,time_ids:4x6", unet["trt_profile_max_shapes"]);
+        Assert.Equal("latent_sample:1x4x128x128", SessionFactory.TensorRTSettings(options, cudaGraph: false, "vae_decoder")["trt_profile_max_shapes"]);
+        Assert.Equal("input_ids:2x77", SessionFactory.TensorRTSettings(options, cudaGraph: false, "text_encoder_2")["trt_profile_max_shapes"]);
+        Assert.Equal("sample:1x4x128x128,encoder_hidden_states:1x77x1280,text_embeds:1x1280,time_ids:1x5",
+            SessionFactory.TensorRTSettings(options with { TensorRTProfile = TensorRTShapeProfile.SdxlRefiner with { MinImageSize = 1024 } }, false, "unet")["trt_profile_min_shapes"]);
+        Assert.False(SessionFactory.TensorRTSettings(options with { TensorRTProfile = null }, false, "unet").ContainsKey("trt_profile_min_shapes"));
+
+        var unordered = options with { TensorRTProfile = TensorRTShapeProfile.SdxlBase with { MinImageSize = 2048 } };
+        var e = Assert.Throws<ArgumentException>(() => SessionFactory.TensorRTSettings(unordered, false, "unet"));
+        Assert.Contains("min <= opt <= max", e.Message);
+    }
+
     [Fact]
     public void Cuda_graphs_are_used_for_the_unet_on_gpu_providers_only()
     {

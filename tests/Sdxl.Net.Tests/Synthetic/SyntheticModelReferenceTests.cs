@@ -65,3 +65,41 @@ public sealed class SyntheticModelReferenceTests
         }
     }
 }
+
+/// <summary>The synthetic ControlNet folders against the tiny reference ControlNet folders: OnnxStack's names, element types, ranks and dynamic axes.</summary>
+public sealed class SyntheticControlNetReferenceTests
+{
+    [Fact]
+    public void The_synthetic_controlnet_and_controlnet_unet_have_the_reference_signatures()
+    {
+        if (TestPaths.TinySdxl is not { } tiny)
+        {
+            return; // the reference folders are not beside this checkout
+        }
+
+        using var folder = new TempDirectory();
+        SyntheticSdxlModel.Write(folder.Path, new SyntheticModelOptions { ControlNetUNet = ControlNetUNetLayout.OnnxStackFolder });
+        SyntheticSdxlModel.WriteControlNet(Path.Combine(folder.Path, "net"));
+        Compare(Path.Combine(tiny, "variants", "controlnet", "controlnet", "model.onnx"), Path.Combine(folder.Path, "controlnet", "model.onnx"));
+        Compare(Path.Combine(tiny, "variants", "tiny-controlnet-a", "model.onnx"), Path.Combine(folder.Path, "net", "model.onnx"));
+        Assert.True(File.Exists(Path.Combine(folder.Path, "net", "config.json")));
+    }
+
+    private static void Compare(string referencePath, string actualPath)
+    {
+        using var expected = new InferenceSession(referencePath);
+        using var actual = new InferenceSession(actualPath);
+        Assert.Equal(expected.InputNames, actual.InputNames);
+        Assert.Equal(expected.OutputNames, actual.OutputNames);
+        foreach (var (name, meta) in expected.InputMetadata.Concat(expected.OutputMetadata))
+        {
+            var other = actual.InputMetadata.TryGetValue(name, out var i) ? i : actual.OutputMetadata[name];
+            Assert.True(meta.ElementDataType == other.ElementDataType, $"{name}: {other.ElementDataType}, reference {meta.ElementDataType}");
+
+            // The same dynamic axes; fixed sizes may differ where the networks' widths do (the reference UNet has 32/48
+            // channels, the synthetic one doubles 32 to 64).
+            Assert.True(meta.Dimensions.Select(d => d < 0).SequenceEqual(other.Dimensions.Select(d => d < 0)),
+                $"{name}: [{string.Join(", ", other.Dimensions)}], reference [{string.Join(", ", meta.Dimensions)}]");
+        }
+    }
+}

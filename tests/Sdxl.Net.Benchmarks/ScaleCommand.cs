@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using Sdxl.Net.Runtime;
+
+namespace Sdxl.Net.Benchmarks;
+
+/// <summary>
+/// <c>scale --model DIR [--sides 512,1024] [--steps 2] [--modes keep,per-phase] [--tiled off,on] [--timeout-s 3600]</c>:
+/// memory and time of whole generations on a (full-size) model folder, each configuration in a fresh child process so
+/// its peak resident memory (VmHWM) is its own: time to first image, peak RSS overall and during denoising, UNet time per
+/// step, overhead ratio. Prints a markdown table and, for reference, the weights of each component.
+/// <c>scale --model DIR --load [--components unet,...]</c>: session creation time and resident memory per component
+/// under ONNX Runtime's start-up options (default, prepacking off, an optimized graph saved and reloaded).
+/// </summary>
+internal static class ScaleCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    public static async Task<int> RunAsync(CommandOptions args)
+    {
+        var model = args.Get("model", "");
+        if (!Directory.Exists(model))
+        {
+            Console.Error.WriteLine("scale: --model DIR is required (write one with `sdxl synth --size full --out DIR`)");
+            return 2;
+        }
+
+        Console.WriteLine($"# scale: {model}, {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1 << 30)} GiB, {DateTime.UtcNow:yyyy-MM-dd}");
+        foreach (var component in new[] { "text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder" })
+        {
+            var data = Path.Combine(model, component, "model.onnx_data");
+            var onnx = Path.Combine(model, component, "model.onnx");
+            if (File.Exists(onnx))
+            {
+                long bytes = new FileInfo(onnx).Length + (File.Exists(data) ? new FileInfo(data).Length : 0);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"weights {component,-15} {bytes / 1e9,8:0.000} GB"));
+            }
+        }
+
+        return args.Has("load") ? Load(args, model) : await GenerationsAsync(args, model).ConfigureAwait(false);
+    }
+
+    /// <summary>The child side of one configuration: prints one JSON line.</summary>
+    public static async Task<int> RunChildAsync(CommandOptions args)
+    {
+        var model = args.Get("model", "");
+        int side = args.GetInt32("side", 512);
+        int steps = args.GetInt32("steps", 2);
+        var mode = args.Get("mode", "keep") == "per-phase" ? MemoryMode.LoadPerPhase : MemoryMode.KeepLoaded;
+        bool tiled = args.Has("tiled");
+        long start = Stopwatch.GetTimestamp();
+        var builder = SdxlPipeline.CreateBuilder().WithModel(model).UseExecutionProvider(ExecutionProviderOptions.Cpu with { MemoryMode = mode });
+        if (tiled)
+        {
+            builder.WithTiledVae();
+        }
+
+        using var pipeline = builder.Build();
+        var build = Stopwatch.GetElapsedTime(start);
+        long afterBuild = ProcessMemory.Resident();
+        var denoising = new DenoisingPeak();
+        OnnxRunTimer.Enable();
+        long generationStart = Stopwatch.GetTimestamp();
+        await pipeline.GenerateAsync(new GenerationRequest { Prompt = "a lighthouse at dawn", NegativePrompt = "blurry", Steps = steps, Seed = 1, Width = side, Height = side }, denoising);
+        var generation = Stopwatch.GetElapsedTime(generationStart);
+        var timings = OnnxRunTimer.Snapshot();
+        var unet = timings.TryGetValue("unet", out var u) ? u : default;
+        var vae = timings.TryGetValue("vae_decoder", out var v) ? v : default;
+        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, double>
+        {
+            ["build_s"] = build.TotalSeconds,
+            ["first_image_s"] = Stopwatch.GetElapsedTime(start).TotalSeconds,
+            ["generation_s"] = generation.TotalSeconds,
+            ["rss_after_build_gb"] = afterBuild / 1e9,
+            ["peak_denoising_gb"] = denoising.Peak / 1e9,
+            ["peak_gb"] = ProcessMemory.PeakResident() / 1e9,
+            ["unet_s_per_step"] = unet.Runs > 0 ? unet.Elapsed.TotalSeconds / unet.Runs : 0,
+            ["vae_decode_s"] = vae.Elapsed.TotalSeconds,
+            ["overhead_ratio"] = generation / OnnxRunTimer.Total,
+        }, Json));
+        return 0;
+    }
+
+    private static async Task<int> GenerationsAsync(CommandOptions args, string model)
+    {
+        var sides = args.Get("sides", "512").Split(',');
+        var modes = args.Get("modes", "keep,per-phase").Split(',');
+        var tiledOptions = args.Get("tiled", "off").Split(',');
+        int steps = args.GetInt32("steps", 2);
+        int timeout = args.GetInt32("timeout-s", 3600);
+        Console.WriteLine();
+        Console.WriteLine("| size | memory mode | tiled VAE | build s | first image s | UNet s/step | VAE decode s | RSS after build GB | peak RSS denoising GB | peak RSS GB | overhead ratio |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        int failures = 0;
+        foreach (var side in sides)
+        {
+            foreach (var mode in modes)
+            {
+                foreach (var tiled in tiledOptions)
+                {
+                    var childArgs = $"scale-run --model \"{model}\" --side {side} --steps {steps} --mode {mode}{(tiled == "on" ? " --tiled" : string.Empty)}";
+                    var (ok, line) = await RunChildAsync(childArgs, timeout).ConfigureAwait(false);
+                    if (!ok)
+                    {
+                        failures++;
+                        Console.WriteLine($"| {side}² | {mode} | {tiled} | failed: {line} |");
+                        continue;
+                    }
+
+                    var r = JsonSerializer.Deserialize<Dictionary<string, double>>(line)!;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {side}² | {mode} | {tiled} | {r["build_s"]:0.0} | {r["first_image_s"]:0.0} | {r["unet_s_per_step"]:0.00} | {r["vae_decode_s"]:0.00} | {r["rss_after_build_gb"]:0.00} | {r["peak_denoising_gb"]:0.00} | {r["peak_gb"]:0.00} | {r["overhead_ratio"]:0.000} |"));
+                }
+            }
+        }
+
+        return failures == 0 ? 0 : 1;
+    }
+
+    private static int Load(CommandOptions args, string model)
+    {
+        var components = args.Get("components", "text_encoder,text_encoder_2,unet,vae_decoder").Split(',');
+        Console.WriteLine();
+        Console.WriteLine("| component | session option | create s | RSS delta GB | first run after create |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var component in components)
+        {
+            foreach (var variant in new[] { "default", "no-prepack", "optimized-file (save)", "optimized-file (reload)" })
+            {
+                var (ok, line) = RunChildAsync($"scale-load --model \"{model}\" --component {component} --variant \"{variant}\"", args.GetInt32("timeout-s", 3600)).GetAwaiter().GetResult();
+                Console.WriteLine(ok ? line : $"| {component} | {variant} | failed: {line} |");
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>The child side of <c>--load</c>: creates one component's session with one option set.</summary>
+    public static int RunLoadChild(CommandOptions args)
+    {
+        var model = args.Get("model", "");
+        var component = args.Get("component", "unet");
+        var variant = args.Get("variant", "default");
+        var path = Path.Combine(model, component, "model.onnx");
+        var optimized = Path.Combine(Path.GetTempPath(), $"sdxl-scale-{component}-optimized", "model.onnx");
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+        switch (variant)
+        {
+            case "no-prepack":
+                options.AddSessionConfigEntry("session.disable_prepacking", "1");
+                break;
+            case "optimized-file (save)":
+                Directory.CreateDirectory(Path.GetDirectoryName(optimized)!);
+                options.OptimizedModelFilePath = optimized;
+                options.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", "model.onnx_data");
+                options.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
+                break;
+            case "optimized-file (reload)":
+                path = optimized;
+                options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+                break;
+        }
+
+        long before = ProcessMemory.Resident();
+        long start = Stopwatch.GetTimestamp();
+        using var session = new InferenceSession(path, options);
+        var created = Stopwatch.GetElapsedTime(start);
+        long delta = ProcessMemory.Resident() - before;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {component} | {variant} | {created.TotalSeconds:0.0} | {delta / 1e9:0.00} | - |"));
+        if (variant == "optimized-file (reload)")
+        {
+            try
+            {
+                Directory.Delete(Path.GetDirectoryName(optimized)!, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return 0;
+    }
+
+    private static async Task<(bool Ok, string Line)> RunChildAsync(string arguments, int timeoutSeconds)
+    {
+        var self = Environment.ProcessPath!;
+        var entry = typeof(ScaleCommand).Assembly.Location;
+        var info = new ProcessStartInfo(self, self.EndsWith("dotnet", StringComparison.Ordinal) ? $"\"{entry}\" {arguments}" : arguments)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            return (false, $"timed out after {timeoutSeconds} s");
+        }
+
+        var lines = (await stdout.ConfigureAwait(false)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (process.ExitCode != 0 || lines.Length == 0)
+        {
+            var error = (await stderr.ConfigureAwait(false)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            return (false, $"exit {process.ExitCode}: {(error.Length > 0 ? error[0] : "no output")}");
+        }
+
+        return (true, lines[^1].Trim());
+    }
+
+    /// <summary>Samples resident memory at every denoising step.</summary>
+    private sealed class DenoisingPeak : IProgress<GenerationProgress>
+    {
+        public long Peak { get; private set; }
+
+        public void Report(GenerationProgress value)
+        {
+            if (value.Phase is GenerationPhase.Denoising)
+            {
+                Peak = Math.Max(Peak, ProcessMemory.Resident());
+            }
+        }
+    }
+}
