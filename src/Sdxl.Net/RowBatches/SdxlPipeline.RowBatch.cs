@@ -87,10 +87,19 @@ public sealed partial class SdxlPipeline
         return result;
     }
 
+    // Rows share only the UNet call, so anything that plugs into the denoising run per request (extra UNet inputs,
+    // step observers, custom schedules) or another mode (image inputs, the refiner) runs alone.
     private BatchShape? ShapeOf(GenerationRequest r, Plan plan) =>
-        r.Image is not null || plan.Refine
+        r.Image is not null || plan.Refine || r.ControlImages is { Count: > 0 } || r.Timesteps is not null || r.Sigmas is not null
+            || r.Eta is not null || r.Preset is not null || r.Preview is not null || r.StepEnd is not null || _model.GuidanceEmbeddingDim is not null
             ? null
             : new BatchShape(plan.Width, plan.Height, r.Steps, plan.SchedulerName, r.GuidanceScale > 1, plan.HighNoiseFraction);
+
+    private static void ReportRowStep(IProgress<GenerationProgress> progress, int step, int total, Stopwatch watch, Stopwatch stepWatch)
+    {
+        var perStep = stepWatch.Elapsed / step;
+        progress.Report(new GenerationProgress(GenerationPhase.Denoising, step, total, watch.Elapsed, perStep * (total - step)));
+    }
 
     private Plan[] ValidateRows(IReadOnlyList<BatchRow> rows)
     {
@@ -159,7 +168,7 @@ public sealed partial class SdxlPipeline
                 GuidanceScale = group.GuidanceScale,
                 GuidanceRescale = group.GuidanceRescale,
                 CancellationToken = row.CancellationToken,
-                OnStep = row.Progress is null ? null : (k, n) => ReportStep(row.Progress, GenerationPhase.Denoising, k, n, watch, stepWatch),
+                OnStep = row.Progress is null ? null : (k, n) => ReportRowStep(row.Progress, k, n, watch, stepWatch),
             };
             stepWatch.Start();
             groups.Add(state.Group);
