@@ -161,7 +161,7 @@ internal static class ImagesEndpoints
         data = v.Images?.Select(i => new { b64_json = Convert.ToBase64String(i.Png), seed = i.Seed }),
     };
 
-    private static async Task<(GenerationSpec? Spec, IResult? Problem)> ReadSpecAsync(HttpContext http)
+    private static async Task<(Sdxl.Net.Orleans.ImageJobRequest? Spec, IResult? Problem)> ReadSpecAsync(HttpContext http)
     {
         try
         {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Sdxl.Net;
+using Sdxl.Net.Orleans;
 using Sdxl.Net.Serving;
 
 namespace Sdxl.Server;
@@ -11,9 +12,9 @@ internal sealed class InProcessJobService(GenerationServer server) : IJobService
     public static readonly TimeSpan Retention = TimeSpan.FromMinutes(15);
     private readonly ConcurrentDictionary<string, TrackedJob> _jobs = new(StringComparer.Ordinal);
 
-    public Task<string> SubmitAsync(GenerationSpec spec, CancellationToken cancelJob)
+    public Task<string> SubmitAsync(ImageJobRequest spec, CancellationToken cancelJob)
     {
-        var job = server.Submit(spec.ToRequest(), spec.Priority, cancellationToken: cancelJob);
+        var job = server.Submit(spec.ToGenerationRequest(), spec.Priority, cancellationToken: cancelJob);
         var tracked = new TrackedJob(job);
         _jobs[job.Id] = tracked;
         _ = job.Completion.ContinueWith(

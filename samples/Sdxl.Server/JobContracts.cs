@@ -1,5 +1,5 @@
 using System.Globalization;
-using Sdxl.Net;
+using Sdxl.Net.Orleans;
 
 namespace Sdxl.Server;
 
@@ -32,7 +32,7 @@ internal sealed class ImageGenerationBody
 
     /// <summary>Checks the fields HTTP owns (the library checks the rest) and builds the job's spec.</summary>
     /// <exception cref="ArgumentException">A field is invalid; the message names it.</exception>
-    public GenerationSpec ToSpec()
+    public ImageJobRequest ToSpec()
     {
         if (string.IsNullOrWhiteSpace(Prompt))
         {
@@ -63,29 +63,19 @@ internal sealed class ImageGenerationBody
             (width, height) = (w, h);
         }
 
-        return new GenerationSpec(Prompt, NegativePrompt, N ?? 1, width, height, Steps, GuidanceScale, Seed, Scheduler, Priority ?? 0);
-    }
-}
-
-/// <summary>What a job generates, as the gateway accepted it (plain values: it travels to workers).</summary>
-internal sealed record GenerationSpec(string Prompt, string? NegativePrompt, int N, int? Width, int? Height, int? Steps, float? GuidanceScale,
-    long? Seed, string? Scheduler, int Priority)
-{
-    /// <summary>The library request: fields not given keep <see cref="GenerationRequest"/>'s defaults.</summary>
-    public GenerationRequest ToRequest()
-    {
-        var request = new GenerationRequest { Prompt = Prompt, NegativePrompt = NegativePrompt, BatchSize = N, Width = Width, Height = Height, Seed = Seed, Scheduler = Scheduler };
-        if (Steps is { } steps)
+        return new ImageJobRequest
         {
-            request = request with { Steps = steps };
-        }
-
-        if (GuidanceScale is { } guidance)
-        {
-            request = request with { GuidanceScale = guidance };
-        }
-
-        return request;
+            Prompt = Prompt,
+            NegativePrompt = NegativePrompt,
+            Images = N ?? 1,
+            Width = width,
+            Height = height,
+            Steps = Steps,
+            GuidanceScale = GuidanceScale,
+            Seed = Seed,
+            Scheduler = Scheduler,
+            Priority = Priority ?? 0,
+        };
     }
 }
 
@@ -114,7 +104,7 @@ internal interface IJobService
     /// <summary>Accepts a job. Cancelling <paramref name="cancelJob"/> cancels it (a client's disconnect).</summary>
     /// <exception cref="ArgumentException">The request is invalid.</exception>
     /// <exception cref="Sdxl.Net.Serving.QueueFullException">No room.</exception>
-    Task<string> SubmitAsync(GenerationSpec spec, CancellationToken cancelJob);
+    Task<string> SubmitAsync(ImageJobRequest spec, CancellationToken cancelJob);
 
     /// <summary>The job's status, or <see langword="null"/> when no such job is known.</summary>
     Task<JobView?> GetAsync(string id, CancellationToken cancellationToken);

@@ -17,23 +17,11 @@ internal sealed class OrleansJobService(IGrainFactory grains, ILogger<OrleansJob
 
     private IImageQueueGrain Queue => grains.GetGrain<IImageQueueGrain>("default");
 
-    public async Task<string> SubmitAsync(GenerationSpec spec, CancellationToken cancelJob)
+    public async Task<string> SubmitAsync(ImageJobRequest spec, CancellationToken cancelJob)
     {
         var id = Guid.NewGuid().ToString("N");
         var job = grains.GetGrain<IImageJobGrain>(id);
-        var result = await job.Submit(new ImageJobRequest
-        {
-            Prompt = spec.Prompt,
-            NegativePrompt = spec.NegativePrompt,
-            Images = spec.N,
-            Width = spec.Width,
-            Height = spec.Height,
-            Steps = spec.Steps,
-            GuidanceScale = spec.GuidanceScale,
-            Seed = spec.Seed,
-            Scheduler = spec.Scheduler,
-            Priority = spec.Priority,
-        });
+        var result = await job.Submit(spec);
         if (!result.Accepted)
         {
             throw new QueueFullException(result.QueueLength, result.RetryAfter);

@@ -16,6 +16,8 @@ public static class SdxlSiloMetadata
     // Control silos say so explicitly: a silo whose metadata is not known yet is not assumed to be one.
     internal static bool IsControl(ISiloMetadataCache cache, SiloAddress silo) => Gpu(cache, silo) == "false";
 
+    internal static bool IsKnown(ISiloMetadataCache cache, SiloAddress silo) => Gpu(cache, silo) is not null;
+
     private static string? Gpu(ISiloMetadataCache cache, SiloAddress silo) =>
         cache.GetSiloMetadata(silo) is { } metadata && metadata.Metadata.TryGetValue(GpuKey, out var value) ? value : null;
 }
@@ -57,6 +59,13 @@ internal sealed class ControlSiloPlacementFilterDirector(ISiloMetadataCache cach
         }
 
         var control = all.Where(silo => SdxlSiloMetadata.IsControl(cache, silo)).ToList();
-        return control.Count > 0 ? control : all;
+        if (control.Count > 0)
+        {
+            return control;
+        }
+
+        // No control silo known yet: while some silo's metadata has not arrived, place nothing (the caller retries)
+        // rather than put the queue on a worker that may die. Only a cluster of GPU silos alone uses them all.
+        return all.All(silo => SdxlSiloMetadata.IsKnown(cache, silo)) ? all : [];
     }
 }

@@ -282,23 +282,7 @@ public sealed partial class SdxlPipeline : IDisposable
         var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
 
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
-        long? seed = null;
-        IRandomSource random;
-        if (r.Seeds is { } seeds)
-        {
-            var sources = new IRandomSource[seeds.Count];
-            for (int i = 0; i < sources.Length; i++)
-            {
-                sources[i] = _settings.RandomSourceFactory(seeds[i]);
-            }
-
-            random = new PerImageRandomSource(sources);
-        }
-        else
-        {
-            seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
-            random = _settings.RandomSourceFactory(seed.Value);
-        }
+        var random = CreateRandomSource(r, out long? seed);
 
         // 1. Prompts.
         progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, watch.Elapsed, null));

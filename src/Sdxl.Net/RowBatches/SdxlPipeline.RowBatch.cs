@@ -95,6 +95,28 @@ public sealed partial class SdxlPipeline
             ? null
             : new BatchShape(plan.Width, plan.Height, r.Steps, plan.SchedulerName, r.GuidanceScale > 1, plan.HighNoiseFraction);
 
+    /// <summary>
+    /// The run's randomness: one torch-compatible generator seeded with <see cref="GenerationRequest.Seed"/> (a random
+    /// seed when none is given, reported through <paramref name="seed"/>), or one per image (diffusers' generator list).
+    /// </summary>
+    private IRandomSource CreateRandomSource(GenerationRequest r, out long? seed)
+    {
+        if (r.Seeds is { } seeds)
+        {
+            seed = null;
+            var sources = new IRandomSource[seeds.Count];
+            for (int i = 0; i < sources.Length; i++)
+            {
+                sources[i] = _settings.RandomSourceFactory(seeds[i]);
+            }
+
+            return new PerImageRandomSource(sources);
+        }
+
+        seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
+        return _settings.RandomSourceFactory(seed.Value);
+    }
+
     private static void ReportRowStep(IProgress<GenerationProgress> progress, int step, int total, Stopwatch watch, Stopwatch stepWatch)
     {
         var perStep = stepWatch.Elapsed / step;
@@ -227,22 +249,8 @@ public sealed partial class SdxlPipeline
     private RowGroup PrepareRow(GenerationRequest r, Plan plan, RowState state, int width, int height, int lh, int lw, bool cfg, RunOptions runOptions)
     {
         int batch = r.BatchSize;
-        IRandomSource random;
-        if (r.Seeds is { } seeds)
-        {
-            var sources = new IRandomSource[seeds.Count];
-            for (int i = 0; i < sources.Length; i++)
-            {
-                sources[i] = _settings.RandomSourceFactory(seeds[i]);
-            }
-
-            random = new PerImageRandomSource(sources);
-        }
-        else
-        {
-            state.Seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
-            random = _settings.RandomSourceFactory(state.Seed.Value);
-        }
+        var random = CreateRandomSource(r, out long? seed);
+        state.Seed = seed;
 
         state.SchedulerName = plan.SchedulerName;
         state.Row.Progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, TimeSpan.Zero, null));

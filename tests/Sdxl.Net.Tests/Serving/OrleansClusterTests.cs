@@ -108,8 +108,17 @@ public sealed class OrleansClusterTests
     public async Task A_cancellation_token_crosses_the_wire_and_cancels_a_running_job_and_a_full_queue_refuses()
     {
         await using var cluster = await StartClusterAsync(maxQueue: 1);
-        var running = cluster.Client.GetGrain<IImageJobGrain>("long");
-        Assert.True((await running.Submit(new ImageJobRequest { Prompt = "long", Width = 512, Height = 512, Steps = 1000, Seed = 1 })).Accepted);
+
+        // Each of the two workers holds one running job and pulls one more into its own queue (different step counts:
+        // no batching); only then do jobs stay in the cluster queue.
+        var longJobs = Enumerable.Range(0, 4).Select(i => cluster.Client.GetGrain<IImageJobGrain>($"long-{i}")).ToList();
+        for (int i = 0; i < longJobs.Count; i++)
+        {
+            Assert.True((await longJobs[i].Submit(new ImageJobRequest { Prompt = "long", Width = 512, Height = 512, Steps = 1000 - i, Seed = i })).Accepted);
+            await WaitForStateAsync(longJobs[i], ImageJobState.Running);
+        }
+
+        var running = longJobs[0];
         await WaitForAsync(running, ImageJobEventKind.Step);
 
         // The queue of one fills with a job; the next is refused with a retry estimate.
@@ -128,6 +137,11 @@ public sealed class OrleansClusterTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.WaitAsync(Timeout));
         var status = await WaitForStateAsync(running, ImageJobState.Cancelled);
         Assert.True(status.Step < 1000);
+        foreach (var job in longJobs.Skip(1))
+        {
+            Assert.Equal(ImageJobState.Cancelled, (await job.Cancel()).State);
+        }
+
         Assert.Equal(ImageJobState.Done, (await queued.RunToEnd(CancellationToken.None).WaitAsync(Timeout)).State);
     }
 
