@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Packs Sdxl.Net and Sdxl.Net.Extensions.AI, checks the packages' contents, then builds a fresh console app against
-# the packed Sdxl.Net (not the project) with the README quick start (samples/QuickStart/Program.cs) and checks that it
-# writes a PNG. The model is the tiny random-weight one QuickStart writes when given no folder.
+# Packs Sdxl.Net, Sdxl.Net.Extensions.AI, the runtime packages and the sdxl tool, checks the packages' contents and
+# dependencies (minimum versions, no native ONNX Runtime in Sdxl.Net, every tool package under nuget.org's 250 MB),
+# installs the tool and runs its demo, then builds a fresh console app against the packed Sdxl.Net and
+# Sdxl.Net.Runtime.Cpu (not the projects) with the README quick start (samples/QuickStart/Program.cs) and checks that
+# it writes a PNG. The model is the tiny random-weight one QuickStart writes when given no folder.
 #
-#   eng/pack-smoke-test.sh [artifacts-dir]     (packages are kept there when given; otherwise in a temp folder)
+#   eng/pack-smoke-test.sh [artifacts-dir]     (packages are kept there when given, with the version in version.txt,
+#                                               for eng/consumer-test.sh; otherwise in a temp folder)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,17 +17,28 @@ base_version="$(dotnet msbuild "$repo/src/Sdxl.Net/Sdxl.Net.csproj" -getProperty
 version="$base_version-smoke.$(date +%Y%m%d%H%M%S).$$"
 cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
 
+# nuget.org refuses packages over 250 MB.
+max_package_bytes=$((250 * 1000 * 1000))
+
 cleanup() {
-  rm -rf "$work" "$cache/sdxl.net/$version" "$cache/sdxl.net.extensions.ai/$version"
+  rm -rf "$work"
+  for id in sdxl.net sdxl.net.extensions.ai sdxl.net.runtime.cpu sdxl.net.runtime.cuda \
+      sdxl.cli sdxl.cli.linux-x64 sdxl.cli.linux-arm64 sdxl.cli.osx-arm64 sdxl.cli.win-x64; do
+    rm -rf "${cache:?}/$id/$version"
+  done
 }
 trap cleanup EXIT
+mkdir -p "$work/run-temp"
 
 fail() { echo "pack-smoke-test: FAIL: $*" >&2; exit 1; }
 step() { echo "pack-smoke-test: $*"; }
+source "$repo/eng/consumer-app.sh"
 
 step "packing $version into $feed"
 mkdir -p "$feed"
-for project in src/Sdxl.Net/Sdxl.Net.csproj src/Sdxl.Net.Extensions.AI/Sdxl.Net.Extensions.AI.csproj; do
+for project in src/Sdxl.Net/Sdxl.Net.csproj src/Sdxl.Net.Extensions.AI/Sdxl.Net.Extensions.AI.csproj \
+    src/Sdxl.Net.Runtime.Cpu/Sdxl.Net.Runtime.Cpu.csproj src/Sdxl.Net.Runtime.Cuda/Sdxl.Net.Runtime.Cuda.csproj \
+    samples/Sdxl.Cli/Sdxl.Cli.csproj; do
   dotnet pack "$repo/$project" -c Release -o "$feed" -p:Version="$version" -p:ContinuousIntegrationBuild=true -nologo -v q \
     || fail "dotnet pack $project"
 done
@@ -42,33 +56,57 @@ for id in Sdxl.Net Sdxl.Net.Extensions.AI; do
   grep -q '<repository type="git" url="https://' <<<"$nuspec" || fail "$id: no repository URL"
   grep -q '<readme>README.md</readme>' <<<"$nuspec" || fail "$id: no package readme"
 done
+echo "$version" >"$feed/version.txt"
+
+# Dependencies are minimum versions (an app may bring newer ones); only ImageSharp is capped, below 3.0.
+for id in Sdxl.Net Sdxl.Net.Extensions.AI Sdxl.Net.Runtime.Cpu Sdxl.Net.Runtime.Cuda; do
+  nuspec="$(unzip -p "$feed/$id.$version.nupkg" "$id.nuspec")"
+  pinned="$(grep -o '<dependency id="[^"]*" version="\[[^"]*"' <<<"$nuspec" | grep -v 'id="SixLabors.ImageSharp" version="\[2\.1\.13, 3\.0\.0)"' || true)"
+  [[ -z "$pinned" ]] || fail "$id pins exact or bounded versions: $pinned"
+done
+sdxl_nuspec="$(unzip -p "$feed/Sdxl.Net.$version.nupkg" Sdxl.Net.nuspec)"
+grep -q '<dependency id="Microsoft.ML.OnnxRuntime.Managed"' <<<"$sdxl_nuspec" || fail "Sdxl.Net does not depend on Microsoft.ML.OnnxRuntime.Managed"
+if grep -E '<dependency id="Microsoft.ML.OnnxRuntime(\.Gpu[^"]*)?"' <<<"$sdxl_nuspec"; then
+  fail "Sdxl.Net depends on a native ONNX Runtime package (above); natives belong to Sdxl.Net.Runtime.*"
+fi
+grep -q '<dependency id="Microsoft.ML.OnnxRuntime" version="' <<<"$(unzip -p "$feed/Sdxl.Net.Runtime.Cpu.$version.nupkg" Sdxl.Net.Runtime.Cpu.nuspec)" \
+  || fail "Sdxl.Net.Runtime.Cpu does not depend on Microsoft.ML.OnnxRuntime"
+cuda_nuspec="$(unzip -p "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" Sdxl.Net.Runtime.Cuda.nuspec)"
+unzip -l "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" | grep -q "buildTransitive/net10.0/Sdxl.Net.Runtime.Cuda.targets" \
+  || fail "Sdxl.Net.Runtime.Cuda lacks the targets that keep Windows DLLs out of non-Windows publishes"
+for native in Microsoft.ML.OnnxRuntime.Gpu.Linux Microsoft.ML.OnnxRuntime.Gpu.Windows; do
+  grep -q "<dependency id=\"$native\"" <<<"$cuda_nuspec" || fail "Sdxl.Net.Runtime.Cuda does not depend on $native"
+done
+
+step "checking the sdxl tool packages"
+tools=("$feed"/Sdxl.Cli.*"$version".nupkg)
+(( ${#tools[@]} >= 5 )) || fail "expected the Sdxl.Cli pointer package and four RID-specific ones; found ${tools[*]}"
+for nupkg in "${tools[@]}"; do
+  bytes="$(stat -c %s "$nupkg")"
+  step "  $(basename "$nupkg"): $((bytes / 1000000)) MB"
+  (( bytes < max_package_bytes )) || fail "$(basename "$nupkg") is $bytes bytes; nuget.org accepts at most 250 MB"
+done
+linux_tool="$(unzip -l "$feed/Sdxl.Cli.linux-x64.$version.nupkg")"
+grep -q "tools/net10.0/linux-x64/libonnxruntime.so" <<<"$linux_tool" || fail "the linux-x64 tool lacks ONNX Runtime's CPU library"
+if grep -Ei "/onnxruntime[^/ ]*\.dll$|providers_(cuda|tensorrt)|/win-|/osx-" <<<"$linux_tool"; then
+  fail "the linux-x64 tool carries other platforms' or CUDA natives (above)"
+fi
+
+step "installing the tool from the feed and running its demo"
+(dotnet tool install Sdxl.Cli --version "$version" --tool-path "$work/tool" --add-source "$feed" >/dev/null) || fail "dotnet tool install Sdxl.Cli"
+"$work/tool/sdxl" --version | grep -q "$version" || fail "sdxl --version does not print $version"
+TMPDIR="$work/run-temp/" "$work/tool/sdxl" demo --steps 2 --output "$work/tool-demo.png" || fail "the installed sdxl demo failed"
+expect_png "$work/tool-demo.png"
 
 step "creating a console app that uses the package"
-app="$work/app"
-mkdir -p "$app"
-cat >"$app/nuget.config" <<XML
-<?xml version="1.0" encoding="utf-8"?>
-<configuration>
-  <packageSources>
-    <clear />
-    <add key="local" value="$feed" />
-    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-  </packageSources>
-</configuration>
-XML
-# The app lives outside the repository, so none of its Directory.*.props apply: it sees what a user sees.
-(cd "$app" && dotnet new console -n SmokeApp -o . --framework net10.0 --no-restore >/dev/null) || fail "dotnet new console"
-(cd "$app" && dotnet add package Sdxl.Net --version "$version" --no-restore >/dev/null) || fail "dotnet add package Sdxl.Net"
-# The quick start writes its demo model with Sdxl.Net.Synthetic (a repository-only helper that does not depend on Sdxl.Net).
-(cd "$app" && dotnet add reference "$repo/src/Sdxl.Net.Synthetic/Sdxl.Net.Synthetic.csproj" >/dev/null) || fail "dotnet add reference"
-cp "$repo/samples/QuickStart/Program.cs" "$repo/samples/QuickStart/DemoModel.cs" "$app/"
+new_app SmokeApp "Sdxl.Net@$version" "Sdxl.Net.Runtime.Cpu@$version"
+app="$work/SmokeApp"
+cp "$repo/samples/QuickStart/Program.cs" "$app/"
 
 step "building and running the quick start"
 (cd "$app" && dotnet build -c Release -nologo -v q) || fail "the quick start does not build against the package"
 grep -q "\"Sdxl.Net/$version\"" "$app/obj/project.assets.json" || fail "the app did not resolve Sdxl.Net $version from the package feed"
-(cd "$app" && dotnet run -c Release --no-build) || fail "the quick start failed"
-
 png="$app/quickstart.png"
-[[ -s "$png" ]] || fail "the quick start wrote no $png"
-[[ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]] || fail "$png is not a PNG"
+(cd "$app" && TMPDIR="$work/run-temp/" dotnet run -c Release --no-build -- "" "$png") || fail "the quick start failed"
+expect_png "$png"
 step "OK: packages $version build, and the packed Sdxl.Net runs the README quick start"

@@ -6,14 +6,13 @@ using Sdxl.Net;
 using Sdxl.Net.Imaging;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddSdxl(options => builder.Configuration.GetSection("Sdxl").Bind(options));
+// Options from the "Sdxl" section, validated at start; relative paths from the content root; BuildOnStart loads the
+// model before the first request (a bad folder stops the start instead of failing the first request).
+builder.Services.AddSdxl(builder.Configuration.GetSection("Sdxl"));
 builder.Services.AddSingleton(new GenerationQueue(builder.Configuration.GetSection("GenerationQueue").Get<GenerationQueueOptions>() ?? new()));
 
 var app = builder.Build();
 
-// Load the model at start-up, so a bad configuration fails now (with the SdxlOptionsException listing every
-// problem) and the first request does not pay for loading.
-app.Services.GetRequiredService<SdxlPipeline>();
 
 app.MapGet("/health", () => Results.Ok("ready"));
 

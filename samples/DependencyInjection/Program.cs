@@ -5,6 +5,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Sdxl.Net;
 using Sdxl.Net.DependencyInjection;
 using Sdxl.Net.Synthetic;
@@ -28,29 +29,16 @@ if (demo)
     });
 }
 
-// Validate every section before anything loads, and report all problems at once.
-var problems = new List<string>();
-foreach (var name in new[] { "Base", "Turbo" })
-{
-    var options = builder.Configuration.GetSection($"Sdxl:{name}").Get<SdxlOptions>() ?? new SdxlOptions();
-    problems.AddRange(options.Validate().Select(e => e.Replace("Sdxl:", $"Sdxl:{name}:", StringComparison.Ordinal)));
-}
-
-if (problems.Count > 0)
-{
-    Console.Error.WriteLine("The configuration is invalid:");
-    problems.ForEach(p => Console.Error.WriteLine($"  - {p}"));
-    Console.Error.WriteLine("Fix appsettings.json or pass --demo to try with tiny random-weight models.");
-    return 2;
-}
-
-builder.Services.AddKeyedSdxl("base", o => builder.Configuration.GetSection("Sdxl:Base").Bind(o));
-builder.Services.AddKeyedSdxl("turbo", o => builder.Configuration.GetSection("Sdxl:Turbo").Bind(o));
+// Each section is a named options instance, validated when the host starts (every problem at once), with relative
+// model paths taken from the content root. BuildOnStart in appsettings.json loads the models during start-up.
+builder.Services.AddKeyedSdxl("base", builder.Configuration.GetSection("Sdxl:Base"));
+builder.Services.AddKeyedSdxl("turbo", builder.Configuration.GetSection("Sdxl:Turbo"));
 builder.Services.AddSingleton<ImageService>();
 
 try
 {
     using var host = builder.Build();
+    await host.StartAsync();
     var images = host.Services.GetRequiredService<ImageService>();
     foreach (var line in await images.CompareAsync("a lighthouse at dawn"))
     {
@@ -59,10 +47,17 @@ try
 
     return 0;
 }
-catch (SdxlOptionsException e)
+catch (Exception e) when (e is OptionsValidationException || e is AggregateException { InnerExceptions: var all } && all.All(x => x is OptionsValidationException))
 {
-    // Raised when a pipeline is first resolved, if its options changed after the check above.
-    Console.Error.WriteLine(e.Message);
+    // One invalid section gives an OptionsValidationException, several an AggregateException of them.
+    Console.Error.WriteLine("The configuration is invalid:");
+    var invalid = e is AggregateException many ? many.InnerExceptions.Cast<OptionsValidationException>() : [(OptionsValidationException)e];
+    foreach (var failure in invalid.SelectMany(x => x.Failures))
+    {
+        Console.Error.WriteLine($"  - {failure}");
+    }
+
+    Console.Error.WriteLine("Fix appsettings.json or pass --demo to try with tiny random-weight models.");
     return 2;
 }
 finally

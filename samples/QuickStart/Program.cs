@@ -1,16 +1,15 @@
-// The README quick start.
-//   dotnet run --project samples/QuickStart -- <sdxl-onnx-folder> [output.png]
-// Without a folder, a tiny random-weight SDXL model is written to a temporary folder first (see DemoModel.cs):
-// the pipeline runs end to end, but the picture is noise.
+// The README quick start:  dotnet run --project samples/QuickStart -- [sdxl-onnx-folder] [output.png]
+// Without a folder, a tiny random-weight SDXL model is written to a temporary folder first (DemoModel.cs): the
+// pipeline runs end to end, but the picture is noise. Without an output path, the PNG goes to the temp folder.
 using Sdxl.Net;
 using Sdxl.Net.Imaging;
 
-string modelDirectory = args.Length > 0 ? args[0] : DemoModel.WriteToTempFolder();
-string output = args.Length > 1 ? args[1] : "quickstart.png";
+string modelDirectory = args.ElementAtOrDefault(0) is { Length: > 0 } folder ? folder : DemoModel.WriteToTempFolder();
+string output = args.ElementAtOrDefault(1) ?? Path.Combine(Path.GetTempPath(), "sdxl-quickstart.png");
 
 using var pipeline = SdxlPipeline.CreateBuilder()
     .WithModel(modelDirectory)
-    .UseCpu()                                   // or .UseCuda(), .UseTensorRT()
+    .UseCpu()                                   // or .UseCuda() with the Sdxl.Net.Runtime.Cuda package
     .AddSink(new PngFileSink(output))
     .Build();
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sdxl.Net;
 using Sdxl.Net.Conditioning;
@@ -15,8 +16,14 @@ internal static class CliApp
     public const int RuntimeFailure = 1;
     public const int UsageFailure = 2;
 
+    /// <summary>Interrupted by SIGINT (Ctrl+C): 128 + 2, as shells report it.</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Terminated by SIGTERM: 128 + 15.</summary>
+    public const int Terminated = 143;
+
     private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
-    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding" };
+    private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding", "lora" };
 
     // synth's --refiner is a switch; generate's --refiner takes a folder.
     private static readonly HashSet<string> SynthFlags = new(StringComparer.Ordinal) { "verbose", "help", "refiner" };
@@ -26,17 +33,32 @@ internal static class CliApp
         bool verbose = args.Contains("--verbose");
         if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
         {
-            stdout.WriteLine(Usage);
+            stdout.WriteLine(args.Length > 1 && CliHelp.ForCommand(args[1]) is { } commandHelp ? commandHelp : Usage);
             return args.Length == 0 ? UsageFailure : Ok;
         }
 
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        if (args[0] is "--version" or "version")
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+            stdout.WriteLine(CliHelp.Version);
+            return Ok;
+        }
+
+        args = CliHelp.ExpandShortOptions(args, Flags);
+        // SIGINT (Ctrl+C) and SIGTERM cancel the run: model loading stops between components, generation between
+        // steps, and a file being written is removed. A second signal is left to the runtime, which ends the process.
+        using var cts = new CancellationTokenSource();
+        int signal = 0;
+        void OnSignal(PosixSignalContext context)
+        {
+            if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
+            {
+                context.Cancel = true;
+                cts.Cancel();
+            }
+        }
+
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
         try
         {
@@ -51,12 +73,18 @@ internal static class CliApp
                 rest = CannyCommand.Positional(rest);
             }
 
-            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
-            if (options.Flag("help"))
+            if (command == "lora")
             {
-                stdout.WriteLine(Usage);
+                return LoraCommand.Run(rest, stdout);
+            }
+
+            if (rest.Contains("--help") || rest.Contains("-h"))
+            {
+                stdout.WriteLine(CliHelp.ForCommand(command) ?? Usage);
                 return Ok;
             }
+
+            var options = new CliArguments(rest, command == "synth" ? SynthFlags : Flags, Repeatable);
 
             return command switch
             {
@@ -70,13 +98,18 @@ internal static class CliApp
                 "synth" => SynthCommand.Run(options, stdout, stderr, cts.Token),
                 "download" => await HubCommands.DownloadAsync(options, stdout, stderr, cts.Token).ConfigureAwait(false),
                 "models" => HubCommands.Models(options, stdout),
-                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models; see --help)"),
+                _ => throw new UsageException($"unknown command '{command}' (commands: generate, img2img, inpaint, canny, tokenize, schedule, info, buckets, demo, synth, download, models, lora; see --help)"),
             };
         }
         catch (UsageException e)
         {
             stderr.WriteLine($"sdxl: error: {OneLine(e.Message)}");
             return UsageFailure;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            stderr.WriteLine(signal == (int)PosixSignal.SIGTERM ? "sdxl: terminated; nothing was written" : "sdxl: interrupted; nothing was written");
+            return signal == (int)PosixSignal.SIGTERM ? Terminated : Interrupted;
         }
         catch (OperationCanceledException)
         {
@@ -111,10 +144,6 @@ internal static class CliApp
             }
 
             return RuntimeFailure;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 
@@ -275,13 +304,14 @@ internal static class CliApp
 
         Commands:
           generate  --model DIR --prompt TEXT [--prompt-2 TEXT] [--negative-prompt TEXT] [--negative-prompt-2 TEXT]
-                    --width W --height H --steps N --guidance G [--guidance-rescale R] [--scheduler NAME]
+                    [--width W (1024)] [--height H (1024)] [--steps N (50)] [--guidance G (5)] [--guidance-rescale R] [--scheduler NAME]
                     [--original-size HxW] [--crop TOP,LEFT] [--target-size HxW]
                     [--negative-original-size HxW] [--negative-crop TOP,LEFT] [--negative-target-size HxW]
                     [--timestep-spacing leading|trailing|linspace] [--karras]
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
                     [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--lora FILE[:WEIGHT]]... (repeatable; weight 1 when omitted, negative allowed)
                     [--prompt-syntax plain|weighted] [--prompt-weighting a1111|no-mean-restore|comfyui] [--clip-skip N]
                     [--embedding FILE.safetensors[:TOKEN]]... (SDXL textual inversion; TOKEN defaults to the file name)
                     [--preset turbo|lightning-4|lightning-8|lcm|hyper-8] [--eta G]
@@ -289,7 +319,7 @@ internal static class CliApp
                     [--preview-every N --preview-dir DIR [--preview-kind latent|taesd] [--taesd DIR] [--preview-size PX]]
                     [--controlnet DIR --control-image FILE [--control-scale S] [--control-start A] [--control-end B]]...
                     [--guess-mode]  (repeat the ControlNet group per net; matched by position; see docs/controlnet.md)
-                    [--from-image FILE.png] --output FILE.png|FILE.npy [--verbose]
+                    [--from-image FILE.png] --output|-o FILE.png|.jpg|.webp|.npy [--verbose]
           img2img   --model DIR --image FILE [--strength S (0.3)] [--resize stretch|crop|pad] [--vae-sampling sample|mean]
                     and the options of generate;
                     --width/--height are optional and resize the image (default: the image's own size)
@@ -303,7 +333,9 @@ internal static class CliApp
                     --steps N [--strength S] [--json]
           info      DIR | --model DIR
           buckets   [--width W --height H]
-          demo      [--output FILE.png] [--steps N] [--seed S]
+          lora inspect FILE [--model DIR]
+                    (format, ranks, alphas; with --model the matched and unmatched modules)
+          demo      [--output FILE.png (sdxl-demo.png in the temp folder)] [--steps N] [--seed S]
                     (writes a tiny random-weight model and runs it: the picture is noise)
           synth     --out DIR [--size tiny|small|full] [--dtype fp32|fp16] [--refiner]
                     (writes a random-weight folder; full = SDXL's real structure and size, ~13.9 GB fp32 / 7 GB fp16)
@@ -325,6 +357,7 @@ internal static class CliApp
           --timesteps (euler, lcm, tcd) or --sigmas (euler, final sigma included) set the step count.
         Sizes: --original-size/--target-size are HEIGHTxWIDTH, as diffusers' (height, width) tuples.
 
-        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments.
+        sdxl --version prints the version; sdxl COMMAND --help (or sdxl help COMMAND) the options of one command.
+        Exit codes: 0 success, 1 runtime failure, 2 invalid arguments, 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).
         """;
 }

@@ -12,7 +12,8 @@ internal static class DemoCommand
 {
     public static async Task<int> RunAsync(CliArguments options, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        var output = options.Optional("output") ?? "sdxl-demo.png";
+        // By default into the temp folder, not wherever the tool happens to be run.
+        var output = options.Optional("output") ?? Path.Combine(Path.GetTempPath(), "sdxl-demo.png");
         var steps = options.Int("steps", 1, 100) ?? 8;
         var seed = options.Long("seed", 0, long.MaxValue) ?? 42;
         options.RejectUnknown();
@@ -30,7 +31,7 @@ internal static class DemoCommand
                 .WithModel(directory)
                 .UseCpu()
                 .AddSink(new PngFileSink(output))
-                .Build();
+                .Build(ct);
             var request = new GenerationRequest
             {
                 Prompt = "a photo of an astronaut riding a horse on mars",

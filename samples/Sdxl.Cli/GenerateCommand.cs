@@ -18,11 +18,7 @@ internal static class GenerateCommand
         var model = CliApp.ModelPath(options);
         bool needsImage = command is "img2img" or "inpaint";
         var output = options.Required("output");
-        var extension = Path.GetExtension(output).ToLowerInvariant();
-        if (extension is not (".png" or ".npy"))
-        {
-            throw new UsageException($"--output must end in .png or .npy; got '{output}'");
-        }
+        var outputSink = OutputSinks.For(output);
 
         var outputDir = Path.GetDirectoryName(Path.GetFullPath(output))!;
         if (!Directory.Exists(outputDir))
@@ -31,6 +27,7 @@ internal static class GenerateCommand
         }
 
         GenerationRequest? fromImage = null;
+        RecipeReplay? replay = null;
         if (options.Optional("from-image") is { } recipePng)
         {
             if (!File.Exists(recipePng))
@@ -55,6 +52,7 @@ internal static class GenerateCommand
             }
 
             fromImage = recipe.Request;
+            replay = new RecipeReplay(recipePng, recipe);
             var missing = recipe.Embeddings.Where(e => !options.All("embedding").Any(given => EmbeddingArgument(given).Token == e.Token)).ToArray();
             if (missing.Length > 0)
             {
@@ -65,11 +63,14 @@ internal static class GenerateCommand
         var prompt = options.Optional("prompt") ?? fromImage?.Prompt ?? throw new UsageException("--prompt is required");
         var width = options.Int("width", 1, 65536) ?? fromImage?.Width;
         var height = options.Int("height", 1, 65536) ?? fromImage?.Height;
+        // Without --steps/--guidance (and no preset) the library's defaults apply (diffusers': 50 steps, guidance 5).
         var fewStep = FewStepOptions.Parse(options);
         var preview = PreviewWriter.Parse(options);
-        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? throw new UsageException("--steps is required");
-        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? throw new UsageException("--guidance is required");
+        var steps = options.Int("steps", 1, 1000) ?? fewStep.ListSteps ?? fewStep.Preset?.Steps ?? fromImage?.Steps ?? LibraryDefaults.Steps;
+        var guidance = options.Double("guidance", 0, 100) ?? fewStep.Preset?.GuidanceScale ?? fromImage?.GuidanceScale ?? LibraryDefaults.GuidanceScale;
         var batch = options.Int("batch", 1, 64) ?? fromImage?.BatchSize ?? 1;
+        var extension = Path.GetExtension(output).ToLowerInvariant();
+        CheckOutputName(extension == ".png" ? PngFileSink.PathFor(output, batch - 1, batch) : output);
         var device = options.Optional("device") ?? "cpu";
         ExecutionProviderOptions provider;
         try
@@ -132,6 +133,7 @@ internal static class GenerateCommand
 
         var refinerDir = options.Optional("refiner") is { } refiner ? HubCommands.ResolveModel(refiner, "refiner") : null;
 
+        replay?.CheckRefiner(refinerDir);
         var highNoise = options.Double("high-noise-fraction", 0, 1);
         if (highNoise is <= 0 or >= 1)
         {
@@ -150,6 +152,8 @@ internal static class GenerateCommand
                 mask = LoadImage(options.Required("mask"), "--mask");
             }
 
+            replay?.CheckInput(image, "--image", replay.Recipe.Inputs?.ImageSha256);
+            replay?.CheckInput(mask, "--mask", replay.Recipe.Inputs?.MaskSha256);
             if (strength is <= 0)
             {
                 throw new UsageException("--strength must be greater than 0 and at most 1");
@@ -162,13 +166,15 @@ internal static class GenerateCommand
 
         var vaeSampling = options.Optional("vae-sampling") switch
         {
-            null or "sample" => VaeSampling.Sample,
+            null => fromImage?.VaeSampling ?? VaeSampling.Sample,
+            "sample" => VaeSampling.Sample,
             "mean" => VaeSampling.Mean,
             var other => throw new UsageException($"--vae-sampling must be sample or mean; got '{other}'"),
         };
         var resize = options.Optional("resize") switch
         {
-            null or "stretch" => ImageResizeMode.Stretch,
+            null => fromImage?.ResizeMode ?? ImageResizeMode.Stretch,
+            "stretch" => ImageResizeMode.Stretch,
             "crop" => ImageResizeMode.CenterCrop,
             "pad" => ImageResizeMode.Pad,
             var other => throw new UsageException($"--resize must be stretch, crop or pad; got '{other}'"),
@@ -207,6 +213,7 @@ internal static class GenerateCommand
             "per-phase" => MemoryMode.LoadPerPhase,
             var other => throw new UsageException($"--memory-mode must be keep or per-phase; got '{other}'"),
         };
+        var loras = options.All("lora").Select(LoraCommand.ParseArgument).ToArray();
         bool vaeTiling = options.Flag("vae-tiling");
         bool cudaGraph = options.Flag("cuda-graph");
         if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
@@ -236,6 +243,7 @@ internal static class GenerateCommand
             InitialLatents = latents,
             Conditioning = conditioning,
             HighNoiseFraction = highNoise ?? fromImage?.HighNoiseFraction,
+            UseRefiner = fromImage?.UseRefiner ?? true,
             Image = image,
             Mask = mask,
             Strength = strength,
@@ -258,6 +266,7 @@ internal static class GenerateCommand
             throw new UsageException("--cuda-graph needs --device cuda[:N] or tensorrt[:N]");
         }
 
+        replay?.CheckLatents(latents);
         var builder = SdxlPipeline.CreateBuilder().WithModel(model)
             .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph })
             .WithMemoryMode(memoryMode);
@@ -270,6 +279,8 @@ internal static class GenerateCommand
         {
             builder.AddEmbedding(embedding.Path, embedding.Token);
         }
+
+        replay?.Apply(builder, vaeTiling);
 
         if (scheduler is not null)
         {
@@ -288,7 +299,7 @@ internal static class GenerateCommand
 
         if (refinerDir is not null)
         {
-            builder.WithRefiner(refinerDir, new RefinerOptions
+            builder.WithRefiner(refinerDir, replay?.RefinerOptions(highNoise, aesthetic, negativeAesthetic) ?? new RefinerOptions
             {
                 HighNoiseFraction = highNoise ?? 0.8,
                 AestheticScore = aesthetic ?? 6.0,
@@ -297,10 +308,16 @@ internal static class GenerateCommand
         }
 
         controlNets.AddTo(builder);
-        builder.AddSink(extension == ".npy" ? new NpyFileSink(output) : new PngFileSink(output));
+        // One generation: the adapters are merged into the pipeline's sessions when it is built (no second session set).
+        foreach (var lora in loras)
+        {
+            builder.AddLora(lora.Path, lora.Weight);
+        }
+
+        builder.AddSink(outputSink);
         using var disposeImage = image;
         using var disposeMask = mask;
-        using var pipeline = builder.Build();
+        using var pipeline = builder.Build(ct);
         var result = await ProgressDisplay.RunAsync(stderr, verbose, progress => pipeline.GenerateAsync(request, preview is { } p ? new PreviewWriter(progress, p.Directory) : progress, ct)).ConfigureAwait(false);
         foreach (var warning in result.Warnings)
         {
@@ -308,10 +325,21 @@ internal static class GenerateCommand
         }
 
         stderr.Flush();
-        var files = extension == ".npy" ? [output] : result.Images.Select(i => PngFileSink.PathFor(output, i.Index, result.Images.Count)).ToArray();
+        var files = OutputSinks.FilesWritten(output, result.Images.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", files)} ({result.Images.Count} image(s), {result.Scheduler}, seed {result.Seed?.ToString(CultureInfo.InvariantCulture) ?? "per-image"}, {result.Elapsed.TotalSeconds:0.00} s)"));
         return CliApp.Ok;
+    }
+
+    /// <summary>Refuses an output name the file system would refuse only after the whole generation (NAME_MAX, 255 bytes).</summary>
+    private static void CheckOutputName(string path)
+    {
+        var name = Path.GetFileName(path);
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(name);
+        if (bytes > 255)
+        {
+            throw new UsageException($"--output: the file name '{name}' is {bytes} bytes (with the batch suffix); file systems allow at most 255");
+        }
     }
 
     /// <summary>
@@ -354,34 +382,4 @@ internal static class GenerateCommand
             throw new UsageException($"{flag}: {e.Message}");
         }
     }
-}
-
-/// <summary>A one-line progress display on stderr.</summary>
-internal sealed class ConsoleProgress(TextWriter writer, bool verbose) : IProgress<GenerationProgress>
-{
-    private GenerationPhase _last = (GenerationPhase)(-1);
-
-    public void Report(GenerationProgress value)
-    {
-        lock (writer)
-        {
-            if (value.TotalSteps > 0)
-            {
-                var eta = value.EstimatedRemaining is { } r ? $", ETA {r.TotalSeconds:0.0} s" : string.Empty;
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"\r{value.Phase} {value.Step}/{value.TotalSteps} ({value.Elapsed.TotalSeconds:0.0} s{eta})   "));
-                if (value.Step == value.TotalSteps)
-                {
-                    writer.WriteLine();
-                }
-            }
-            else if (verbose && value.Phase != _last)
-            {
-                writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{value.Phase} ({value.Elapsed.TotalSeconds:0.00} s)"));
-            }
-
-            _last = value.Phase;
-        }
-    }
-
-    public void Finish() => writer.Flush();
 }

@@ -6,11 +6,53 @@ namespace Sdxl.Net.Synthetic;
 internal static class Layers
 {
     /// <summary><c>x · W + b</c> over the last axis.</summary>
-    public static string Linear(this OnnxGraphBuilder g, string name, string x, int inFeatures, int outFeatures, bool bias = true, float gain = 1f)
+    /// <remarks>
+    /// With module node names, <paramref name="twoDimensional"/> inputs become a torch-style <c>Gemm</c> (transB = 1,
+    /// weight [out, in] named <c>{name}.weight</c>) and others a <c>MatMul</c> on a renamed <c>onnx::MatMul_N</c> [in, out]
+    /// weight; the values and the product are the same either way.
+    /// </remarks>
+    public static string Linear(this OnnxGraphBuilder g, string name, string x, int inFeatures, int outFeatures, bool bias = true, float gain = 1f, bool twoDimensional = false)
     {
-        var weight = g.Weight(name + ".weight", gain / MathF.Sqrt(inFeatures), inFeatures, outFeatures);
-        var y = g.Node("MatMul", [x, weight]);
-        return bias ? g.Node("Add", [y, g.Weight(name + ".bias", 0.05f, outFeatures)]) : y;
+        float std = gain / MathF.Sqrt(inFeatures);
+        if (!g.ModuleNodeNames)
+        {
+            var weight = g.Weight(name + ".weight", std, inFeatures, outFeatures);
+            var y = g.Node("MatMul", [x, weight]);
+            return bias ? g.Node("Add", [y, g.Weight(name + ".bias", 0.05f, outFeatures)]) : y;
+        }
+
+        var path = ModuleNodePath(name);
+        if (twoDimensional)
+        {
+            var transposed = g.WeightTransposed(name + ".weight", std, inFeatures, outFeatures);
+            string[] inputs = bias ? [x, transposed, g.Weight(name + ".bias", 0.05f, outFeatures)] : [x, transposed];
+            return g.NamedNode(path + "/Gemm", "Gemm", inputs, Attr.Int("transB", 1));
+        }
+
+        var renamed = g.Weight(g.ExportedMatMulWeightName(), std, inFeatures, outFeatures);
+        var product = g.NamedNode(path + "/MatMul", "MatMul", [x, renamed]);
+        return bias ? g.NamedNode(path + "/Add", "Add", [product, g.Weight(name + ".bias", 0.05f, outFeatures)]) : product;
+    }
+
+    /// <summary>A module path as torch writes it into node names: <c>a.b.1.c</c> → <c>/a/b.1/c</c>.</summary>
+    public static string ModuleNodePath(string module)
+    {
+        var parts = module.Split('.');
+        var segments = new List<string>();
+        foreach (var part in parts)
+        {
+            // Numeric indices stay attached to their container: down_blocks.1 is one segment.
+            if (segments.Count > 0 && part.Length > 0 && char.IsAsciiDigit(part[0]))
+            {
+                segments[^1] += "." + part;
+            }
+            else
+            {
+                segments.Add(part);
+            }
+        }
+
+        return "/" + string.Join('/', segments);
     }
 
     /// <summary>A 2-D convolution with "same" padding (and the usual stride-2 shape with <paramref name="stride"/> 2).</summary>
@@ -19,6 +61,14 @@ internal static class Layers
         var weight = g.Weight(name + ".weight", gain / MathF.Sqrt(inChannels * kernel * kernel), outChannels, inChannels, kernel, kernel);
         var bias = g.Weight(name + ".bias", 0.05f, outChannels);
         var pad = kernel / 2;
+        if (g.ModuleNodeNames)
+        {
+            return g.NamedNode(ModuleNodePath(name) + "/Conv", "Conv", [x, weight, bias],
+                Attr.Ints("kernel_shape", kernel, kernel),
+                Attr.Ints("pads", pad, pad, pad, pad),
+                Attr.Ints("strides", stride, stride));
+        }
+
         return g.Node("Conv", [x, weight, bias],
             Attr.Ints("kernel_shape", kernel, kernel),
             Attr.Ints("pads", pad, pad, pad, pad),

@@ -27,12 +27,61 @@ internal sealed class OnnxGraphBuilder
     /// <param name="random">The source of the weights.</param>
     /// <param name="float16Io">Whether float graph inputs and outputs are float16.</param>
     /// <param name="countOnly">Only count the weights: build the graph with empty tensors (for sizing big models).</param>
-    public OnnxGraphBuilder(string name, WeightRandom random, bool float16Io, bool countOnly = false)
+    /// <param name="moduleNodeNames">
+    /// Name weight-consuming nodes by their module path as torch exports do (<c>/down_blocks.1/…/to_q/MatMul</c>), with
+    /// MatMul weights renamed <c>onnx::MatMul_N</c> (see <see cref="SyntheticModelOptions.DiffusersModuleNames"/>).
+    /// </param>
+    public OnnxGraphBuilder(string name, WeightRandom random, bool float16Io, bool countOnly = false, bool moduleNodeNames = false)
     {
         _graph = new GraphProto { Name = name };
         _random = random;
         _float16Io = float16Io;
         _countOnly = countOnly;
+        ModuleNodeNames = moduleNodeNames;
+    }
+
+    /// <summary>Whether weight-consuming nodes carry module paths (torch-export naming).</summary>
+    public bool ModuleNodeNames { get; }
+
+    /// <summary>
+    /// A random weight drawn exactly as <see cref="Weight"/> draws [<paramref name="rows"/>, <paramref name="columns"/>]
+    /// but stored transposed, [columns, rows] (a Gemm weight with transB = 1 computing the same product).
+    /// </summary>
+    public string WeightTransposed(string name, float std, long rows, long columns)
+    {
+        if (_countOnly)
+        {
+            return CountedPlaceholder(name, [columns, rows]);
+        }
+
+        var values = new float[checked((int)(rows * columns))];
+        _random.FillUniform(values, std);
+        ParameterCount += values.Length;
+        var transposed = new float[values.Length];
+        for (long r = 0; r < rows; r++)
+        {
+            for (long c = 0; c < columns; c++)
+            {
+                transposed[(c * rows) + r] = values[(r * columns) + c];
+            }
+        }
+
+        return FloatTensor(name, transposed, [columns, rows]);
+    }
+
+    /// <summary>The name a MatMul weight gets in torch exports: <c>onnx::MatMul_N</c>.</summary>
+    public string ExportedMatMulWeightName() => $"onnx::MatMul_{_nextId++}";
+
+    /// <summary>Adds a single-output node with an explicit node name and returns the name of its output.</summary>
+    public string NamedNode(string nodeName, string opType, string[] inputs, params AttributeProto[] attributes)
+    {
+        var output = NextName(opType);
+        var node = new NodeProto { OpType = opType, Name = nodeName };
+        node.Input.Add(inputs);
+        node.Output.Add(output);
+        node.Attribute.Add(attributes);
+        _graph.Node.Add(node);
+        return output;
     }
 
     /// <summary>The number of weight values (float initializer elements) added so far.</summary>

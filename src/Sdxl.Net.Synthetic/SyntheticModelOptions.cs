@@ -60,6 +60,15 @@ public sealed record SyntheticModelOptions
     /// </summary>
     public bool UnetExternalData { get; init; }
 
+    /// <summary>
+    /// Gives the UNet and text encoders the node and initializer names a torch/optimum export of diffusers'
+    /// UNet2DConditionModel and transformers' CLIP carries: weight-consuming nodes named by module path
+    /// (<c>/down_blocks.1/attentions.0/transformer_blocks.0/attn2/to_q/MatMul</c>,
+    /// <c>/text_model/encoder/layers.0/self_attn/out_proj/MatMul</c>), MatMul weights renamed <c>onnx::MatMul_N</c>,
+    /// 2-D linears as Gemm with transB, convolutions keeping <c>{module}.weight</c>. The outputs are unchanged.
+    /// </summary>
+    public bool DiffusersModuleNames { get; init; }
+
     /// <summary>The hidden width of <c>text_encoder</c> (768 in SDXL).</summary>
     public int TextHidden1 { get; init; } = 32;
 

@@ -38,13 +38,13 @@ public static class SyntheticSdxlModel
             ClipVocabulary.Write(Path.Combine(directory, "tokenizer"), ClipVocabulary.EndOfText);
             var idsType = options.TextEncoderInt32Ids ? DataType.Int32 : DataType.Int64;
             SaveModel(directory, "text_encoder", TextEncoderGraph.Build("text_encoder", WeightRandom.For(options.Seed, 1),
-                options.Float16, idsType, options.VocabSize, options.TextHidden1, options.TextLayers, projectionDim: null));
+                options.Float16, idsType, options.VocabSize, options.TextHidden1, options.TextLayers, projectionDim: null, options.DiffusersModuleNames));
             WriteJson(Path.Combine(directory, "text_encoder", "config.json"), TextEncoderConfig(options, withProjection: false));
         }
 
         ClipVocabulary.Write(Path.Combine(directory, "tokenizer_2"), "!");
         SaveModel(directory, "text_encoder_2", TextEncoderGraph.Build("text_encoder_2", WeightRandom.For(options.Seed, 2),
-            options.Float16, DataType.Int64, options.VocabSize, options.TextHidden2, options.TextLayers, options.ProjectionDim));
+            options.Float16, DataType.Int64, options.VocabSize, options.TextHidden2, options.TextLayers, options.ProjectionDim, options.DiffusersModuleNames));
         WriteJson(Path.Combine(directory, "text_encoder_2", "config.json"), TextEncoderConfig(options, withProjection: true));
 
         SaveModel(directory, "unet", UnetGraph.Build(options, WeightRandom.For(options.Seed, 3),

@@ -23,9 +23,10 @@ internal static class TextEncoderGraph
     /// hidden_states.*) or <c>text_encoder_2</c> (outputs text_embeds, last_hidden_state, hidden_states.*).
     /// </summary>
     public static OnnxGraphBuilder Build(
-        string name, WeightRandom random, bool float16Io, DataType idsType, int vocabSize, int hidden, int layers, int? projectionDim)
+        string name, WeightRandom random, bool float16Io, DataType idsType, int vocabSize, int hidden, int layers, int? projectionDim,
+        bool moduleNodeNames = false)
     {
-        var g = new OnnxGraphBuilder(name, random, float16Io);
+        var g = new OnnxGraphBuilder(name, random, float16Io, moduleNodeNames: moduleNodeNames);
         var ids = g.Input("input_ids", idsType, "batch_size", "sequence_length");
         var ids64 = idsType == DataType.Int64 ? ids : g.Cast(ids, DataType.Int64);
 
@@ -50,11 +51,12 @@ internal static class TextEncoderGraph
         var h = hiddenStates[0] = g.Node("Add", [tokens, positions]);
         for (var layer = 0; layer < layers; layer++)
         {
-            var prefix = $"layers.{layer}";
+            // With module names, the two square linears take CLIP's self-attention projection names.
+            var prefix = moduleNodeNames ? $"text_model.encoder.layers.{layer}" : $"layers.{layer}";
             var causalMean = g.Node("Mul", [g.Node("CumSum", [h, g.Int64Constant(1)]), meanDivisors]);
             var mixed = g.Node("Add", [
-                g.Linear(prefix + ".self", h, hidden, hidden),
-                g.Linear(prefix + ".context", causalMean, hidden, hidden, bias: false)]);
+                g.Linear(prefix + (moduleNodeNames ? ".self_attn.out_proj" : ".self"), h, hidden, hidden),
+                g.Linear(prefix + (moduleNodeNames ? ".self_attn.v_proj" : ".context"), causalMean, hidden, hidden, bias: false)]);
             h = hiddenStates[layer + 1] = g.Node("Add", [h, g.Node("Tanh", [mixed])]);
         }
 

@@ -27,7 +27,7 @@ internal static class UnetGraph
     /// </param>
     public static OnnxGraphBuilder Build(SyntheticModelOptions options, WeightRandom random, bool countOnly = false, bool controlNetResiduals = false)
     {
-        var g = new OnnxGraphBuilder("unet", random, options.Float16, countOnly);
+        var g = new OnnxGraphBuilder("unet", random, options.Float16, countOnly, options.DiffusersModuleNames);
         var channels = options.UnetBlockChannels();
 
         var sample = g.FloatInput("sample", "batch_size", options.UnetInChannels, "height", "width");
@@ -121,7 +121,7 @@ internal static class UnetGraph
         var additionInput = g.Node("Concat", [textEmbeds, timeIdsEmbedding], Attr.Int("axis", 1));
         var additionWidth = options.ProjectionDim + AdditionTimeEmbedDim * options.TimeIdsWidth;
         var additionEmbedding = g.Linear("add_embedding.linear_2",
-            g.SiLU(g.Linear("add_embedding.linear_1", additionInput, additionWidth, timeEmbedDim)), timeEmbedDim, timeEmbedDim);
+            g.SiLU(g.Linear("add_embedding.linear_1", additionInput, additionWidth, timeEmbedDim, twoDimensional: true)), timeEmbedDim, timeEmbedDim, twoDimensional: true);
         return (g.SiLU(g.Node("Add", [timeEmbedding, additionEmbedding])), timeEmbedDim);
     }
 
@@ -170,7 +170,7 @@ internal static class UnetGraph
         public string Residual(string name, string x, int inChannels, int outChannels)
         {
             var h = g.Conv(name + ".conv1", g.SiLU(g.GroupNorm(name + ".norm1", x, inChannels, NormGroups)), inChannels, outChannels);
-            var timeShift = g.Node("Unsqueeze", [g.Linear(name + ".time_emb_proj", embedding, embeddingWidth, outChannels), g.Int64Constant(2, 3)]);
+            var timeShift = g.Node("Unsqueeze", [g.Linear(name + ".time_emb_proj", embedding, embeddingWidth, outChannels, twoDimensional: true), g.Int64Constant(2, 3)]);
             h = g.Node("Add", [h, timeShift]);
             h = g.Conv(name + ".conv2", g.SiLU(g.GroupNorm(name + ".norm2", h, outChannels, NormGroups)), outChannels, outChannels);
             var shortcut = inChannels == outChannels ? x : g.Conv(name + ".conv_shortcut", x, inChannels, outChannels, kernel: 1);
@@ -182,14 +182,16 @@ internal static class UnetGraph
         {
             var normalized = g.GroupNorm(name + ".norm", x, channels, NormGroups);
             var pixels = g.Node("Transpose", [g.Node("Reshape", [normalized, g.Int64Constant(0, channels, -1)])], Attr.Ints("perm", 0, 2, 1));
-            var query = g.Linear(name + ".to_q", pixels, channels, channels, bias: false);
-            var key = g.Linear(name + ".to_k", context, contextWidth, channels, bias: false);
-            var value = g.Linear(name + ".to_v", context, contextWidth, channels, bias: false);
+            // Module names as diffusers' Transformer2DModel: the cross-attention is attn2 of transformer block 0.
+            var attention = g.ModuleNodeNames ? name + ".transformer_blocks.0.attn2" : name;
+            var query = g.Linear(attention + ".to_q", pixels, channels, channels, bias: false);
+            var key = g.Linear(attention + ".to_k", context, contextWidth, channels, bias: false);
+            var value = g.Linear(attention + ".to_v", context, contextWidth, channels, bias: false);
             var scores = g.Node("Mul", [
                 g.Node("MatMul", [query, g.Node("Transpose", [key], Attr.Ints("perm", 0, 2, 1))]),
                 g.FloatConstant([1f / MathF.Sqrt(channels)])]);
             var attended = g.Node("MatMul", [g.Node("Softmax", [scores], Attr.Int("axis", -1)), value]);
-            var projected = g.Linear(name + ".to_out", attended, channels, channels);
+            var projected = g.Linear(attention + (g.ModuleNodeNames ? ".to_out.0" : ".to_out"), attended, channels, channels);
             var image = g.Node("Reshape", [g.Node("Transpose", [projected], Attr.Ints("perm", 0, 2, 1)), g.Node("Shape", [x])]);
             return g.Node("Add", [x, image]);
         }

@@ -137,6 +137,14 @@ public sealed record GenerationRequest
     public bool ReturnLatents { get; init; }
 
     /// <summary>
+    /// LoRA adapters for this request, applied on top of the pipeline's own (<see cref="SdxlPipelineBuilder.AddLora"/>)
+    /// to the base model's UNet and text encoders (not the refiner). Requests with different sets run on different
+    /// sessions; a new set gets sessions of its own (on the CPU an idle set's weights are rewritten in place), and the
+    /// most recent idle set stays loaded.
+    /// </summary>
+    public IReadOnlyList<Lora.LoraReference>? Loras { get; init; }
+
+    /// <summary>
     /// diffusers' <c>eta</c>: passed to schedulers whose <c>step</c> takes it (DDIM's η, TCD's γ); other schedulers
     /// ignore it, as diffusers does. <see langword="null"/>: the pipeline's default 0.0.
     /// </summary>

@@ -99,6 +99,12 @@ public sealed class GenerationResult
     /// <summary>The names of the ControlNets that read <see cref="GenerationRequest.ControlImages"/>, in the same order; <see langword="null"/> without control images.</summary>
     public IReadOnlyList<string>? ControlNets { get; init; }
 
+    /// <summary>The LoRA adapters applied (the pipeline's and the request's), with their file hashes.</summary>
+    public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+
     /// <summary>The textual-inversion embeddings the pipeline's text encoders carry.</summary>
     public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
+
+    /// <summary>What the pipeline decided beyond the request (sampler configuration, refiner, VAE tiling), for recipes.</summary>
+    internal Imaging.GenerationProvenance? Provenance { get; init; }
 }

@@ -27,6 +27,13 @@ internal static class RequestValidation
     /// </summary>
     public const long MaxActivationBytes = 64L << 30;
 
+    /// <summary>
+    /// The largest |value| accepted in <see cref="GenerationRequest.InitialLatents"/>: initial latents are standard
+    /// normal noise (|x| &lt; 10 in practice); 1e4 leaves room for scaled or hand-made noise while keeping the UNet's
+    /// activations far from float16 and float32 overflow.
+    /// </summary>
+    public const float MaxInitialLatentMagnitude = 1e4f;
+
     public static void Check(GenerationRequest r, int width, int height, int multiple, int latentChannels, int vaeScale)
     {
         if (string.IsNullOrWhiteSpace(r.Prompt))
@@ -34,10 +41,10 @@ internal static class RequestValidation
             throw new ArgumentException("Prompt must not be empty.", nameof(r.Prompt));
         }
 
-        CheckPromptLength(nameof(r.Prompt), r.Prompt);
-        CheckPromptLength(nameof(r.Prompt2), r.Prompt2);
-        CheckPromptLength(nameof(r.NegativePrompt), r.NegativePrompt);
-        CheckPromptLength(nameof(r.NegativePrompt2), r.NegativePrompt2);
+        CheckPromptText(nameof(r.Prompt), r.Prompt);
+        CheckPromptText(nameof(r.Prompt2), r.Prompt2);
+        CheckPromptText(nameof(r.NegativePrompt), r.NegativePrompt);
+        CheckPromptText(nameof(r.NegativePrompt2), r.NegativePrompt2);
         CheckPromptOptions(r);
         CheckSide(nameof(r.Width), width, multiple);
         CheckSide(nameof(r.Height), height, multiple);
@@ -92,6 +99,13 @@ internal static class RequestValidation
                 if (!float.IsFinite(span[i]))
                 {
                     throw new ArgumentException($"InitialLatents contains a non-finite value ({Format(span[i])}) at index {i}; initial noise must be finite.", nameof(r.InitialLatents));
+                }
+
+                if (Math.Abs(span[i]) > MaxInitialLatentMagnitude)
+                {
+                    throw new ArgumentException(
+                        $"InitialLatents[{i}] is {Format(span[i])}; values must lie within ±{Format(MaxInitialLatentMagnitude)} (initial noise is standard normal, |x| < 10).",
+                        nameof(r.InitialLatents));
                 }
             }
         }
@@ -212,11 +226,49 @@ internal static class RequestValidation
         }
     }
 
-    private static void CheckPromptLength(string name, string? text)
+    private static void CheckPromptText(string name, string? text)
     {
-        if (text is { Length: > MaxPromptLength })
+        if (text is null)
+        {
+            return;
+        }
+
+        if (text.Length > MaxPromptLength)
         {
             throw new ArgumentException($"{name} has {text.Length} characters; at most {MaxPromptLength} are accepted (CLIP reads only the first 75 tokens).", name);
+        }
+
+        // A lone UTF-16 surrogate has no UTF-8 form: the tokenizer would silently read U+FFFD instead.
+        bool visible = false, control = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                visible = true;
+                i++;
+                continue;
+            }
+
+            if (char.IsSurrogate(c))
+            {
+                throw new ArgumentException($"{name} contains a lone UTF-16 surrogate (U+{(int)c:X4}) at index {i}; prompts must be valid Unicode text.", name);
+            }
+
+            if (char.IsControl(c) && !char.IsWhiteSpace(c))
+            {
+                control = true;
+            }
+            else if (!char.IsWhiteSpace(c))
+            {
+                visible = true;
+            }
+        }
+
+        // Text made only of control characters (NULs, escapes) and spaces is no prompt: CLIP would read nothing.
+        if (control && !visible)
+        {
+            throw new ArgumentException($"{name} consists only of control characters (such as NUL) and whitespace; give printable text.", name);
         }
     }
 
@@ -253,4 +305,6 @@ internal static class RequestValidation
     }
 
     private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Format(float value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -4,8 +4,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Sdxl.Net.Conditioning;
 using Sdxl.Net.Denoising;
+using Sdxl.Net.Diagnostics;
 using Sdxl.Net.Distilled;
 using Sdxl.Net.Imaging;
+using Sdxl.Net.Lora;
 using Sdxl.Net.Models;
 using Sdxl.Net.Previews;
 using Sdxl.Net.Randomness;
@@ -22,28 +24,42 @@ namespace Sdxl.Net;
 /// <remarks>
 /// Thread-safe: one instance serves concurrent <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/>
 /// calls (each has its own scheduler run, random source and buffers; ONNX sessions are shared). Dispose it to release
-/// every native session.
+/// every native session: disposing cancels the generations still running and waits for them first, so it is safe
+/// at any moment (a host disposing a singleton pipeline at shutdown with requests in flight).
 /// </remarks>
-public sealed partial class SdxlPipeline : IDisposable
+public sealed partial class SdxlPipeline : IDisposable, IAsyncDisposable
 {
     private readonly SdxlPipelineSettings _settings;
     private readonly SdxlModelFolder _model;
     private readonly IScheduler _scheduler;
     private readonly ILogger _logger;
     private readonly ControlNet.ControlNetModel[] _controlNets;
+    private readonly LoraAdapters _loras;
     private readonly object _refinerLock = new();
     private readonly PreviewDecoderCache _previewDecoders;
     private SdxlModelFolder? _refiner;
     private IScheduler? _refinerScheduler;
-    private bool _disposed;
+    private readonly PipelineLifetime _lifetime;
 
-    internal SdxlPipeline(SdxlPipelineSettings settings)
+    internal SdxlPipeline(SdxlPipelineSettings settings, CancellationToken cancellationToken = default)
     {
         _settings = settings;
         _logger = settings.LoggerFactory.CreateLogger("Sdxl.Net.Pipeline");
+        _lifetime = new PipelineLifetime(ReleaseSessions);
+        Runtime.OrtLogging.Route(settings.LoggerFactory);
         var watch = Stopwatch.StartNew();
-        _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings);
         _controlNets = [];
+        _loras = new LoraAdapters(settings.ModelDirectory, settings.Loras, _logger);
+        try
+        {
+            _model = TextualInversions.OpenFolder(settings.ModelDirectory, settings.Provider, settings.Embeddings, customize: _loras.Customize, cancellationToken: cancellationToken);
+        }
+        catch
+        {
+            _loras.Dispose();
+            throw;
+        }
+
         _previewDecoders = new PreviewDecoderCache(settings.Provider);
         try
         {
@@ -55,6 +71,12 @@ public sealed partial class SdxlPipeline : IDisposable
 
             _controlNets = ControlNet.ControlNetStage.Load(settings.ControlNets, settings.Provider);
             ControlNet.ControlNetStage.CheckModel(_model, _controlNets);
+            if (_model.ControlNetUNet is not null && settings.Loras.Count > 0)
+            {
+                throw new ArgumentException(SeparateControlNetUNetWithLora, nameof(settings.Loras));
+            }
+
+            _loras.Attach(_model, settings.Provider);
         }
         catch
         {
@@ -64,18 +86,22 @@ public sealed partial class SdxlPipeline : IDisposable
             }
 
             _model.Dispose();
+            _loras.Dispose();
             throw;
         }
 
-        _logger.LogInformation("Loaded SDXL model '{Model}' on {Provider} in {Elapsed} ms (scheduler {Scheduler})",
-            settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
+        SdxlLog.ModelLoaded(_logger, settings.ModelDirectory, settings.Provider.Kind, watch.ElapsedMilliseconds, _scheduler.Name);
         if (_model.VaeForceUpcast && _model.VaeDecoder.FloatType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
         {
             // diffusers runs such a VAE in float32 (force_upcast); an ONNX graph's precision is fixed at export.
-            _logger.LogWarning("vae_decoder has float16 I/O and its config sets force_upcast: the SDXL VAE overflows in float16 "
-                + "(NaN images). Prefer an fp32 VAE export or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            SdxlLog.Float16VaeWithForceUpcast(_logger);
         }
     }
+
+    private const string SeparateControlNetUNetWithLora =
+        "LoRA adapters cannot be combined with a ControlNet UNet in controlnet/model.onnx (OnnxStack's layout) yet: the adapters are mapped "
+        + "onto unet/model.onnx, whose initializer names need not match the other file's. Use an export whose unet/ itself takes the "
+        + "ControlNet residuals, or generate without adapters.";
 
     /// <summary>Starts configuring a pipeline.</summary>
     public static SdxlPipelineBuilder CreateBuilder() => new();
@@ -100,23 +126,56 @@ public sealed partial class SdxlPipeline : IDisposable
     /// <exception cref="ArgumentException">The request is invalid; the message names the value and what is allowed.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the pipeline stays usable.</exception>
     /// <exception cref="SdxlNumericException">The models produced NaN or infinite values.</exception>
+    /// <exception cref="ObjectDisposedException">The pipeline was disposed before the call.</exception>
+    /// <remarks>
+    /// Disposing the pipeline while the call runs cancels it: it ends in an <see cref="OperationCanceledException"/>
+    /// saying so, and no sink writes a partial file.
+    /// </remarks>
     public async Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Validate(request);
-        var result = await Task.Run(() => Generate(request, plan, progress, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (_settings.Sinks.Length > 0)
+        using var running = _lifetime.Enter(this);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Closing);
+        var ct = linked.Token;
+        Plan plan;
+        try
         {
-            progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
-            foreach (var sink in _settings.Sinks)
-            {
-                await sink.WriteAsync(result, cancellationToken).ConfigureAwait(false);
-            }
+            plan = Validate(request);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
+        {
+            throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
         }
 
-        progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
-        return result;
+        // Traces (a span per generation and per phase) and metrics (duration, steps/s) ride on the progress reports.
+        using var telemetry = GenerationTelemetry.Start(_model.Directory, plan.SchedulerName, request.Steps, plan.Width, plan.Height, progress);
+        try
+        {
+            progress = telemetry.Progress;
+            var result = await Task.Run(() => Generate(request, plan, progress, ct), ct).ConfigureAwait(false);
+            if (_settings.Sinks.Length > 0)
+            {
+                progress?.Report(new GenerationProgress(GenerationPhase.Writing, 0, 0, result.Elapsed, null));
+                foreach (var sink in _settings.Sinks)
+                {
+                    await sink.WriteAsync(result, ct).ConfigureAwait(false);
+                }
+            }
+
+            progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
+            telemetry.Succeeded();
+            return result;
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && _lifetime.IsClosed)
+        {
+            telemetry.Failed(e);
+            throw new OperationCanceledException("The pipeline was disposed while the generation ran.", e, _lifetime.Closing);
+        }
+        catch (Exception e)
+        {
+            telemetry.Failed(e);
+            throw;
+        }
     }
 
     /// <summary>
@@ -131,26 +190,41 @@ public sealed partial class SdxlPipeline : IDisposable
     /// </remarks>
     public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
         ArgumentNullException.ThrowIfNull(request);
         return GenerationStream.Run((progress, ct) => GenerateAsync(request, progress, ct), cancellationToken);
     }
 
-    /// <summary>Releases every ONNX session (base and refiner).</summary>
+    /// <summary>
+    /// Cancels the generations still running, waits for them to end, then releases every ONNX session (base and
+    /// refiner). Called from a progress callback or sink of one of its own generations, it does not wait (that
+    /// generation would wait for itself): the sessions are released when the last generation has ended.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        var released = _lifetime.Close();
+        if (!_lifetime.IsCurrentFlowInside())
         {
-            return;
+            released.GetAwaiter().GetResult();
         }
+    }
 
-        _disposed = true;
+    /// <summary>As <see cref="Dispose"/>, without blocking a thread while running generations wind down.</summary>
+    public ValueTask DisposeAsync()
+    {
+        var released = _lifetime.Close();
+        return _lifetime.IsCurrentFlowInside() ? ValueTask.CompletedTask : new ValueTask(released);
+    }
+
+    private void ReleaseSessions()
+    {
         _model.Dispose();
         foreach (var net in _controlNets)
         {
             net.Dispose();
         }
 
+        _loras.Dispose();
         _previewDecoders.Dispose();
         lock (_refinerLock)
         {
@@ -237,23 +311,24 @@ public sealed partial class SdxlPipeline : IDisposable
             // The folder's scheduler_config.json names a class the catalog does not know: a model folder fault.
             throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message} Pick one with WithScheduler(name).", e);
         }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // Names are checked by Build(), so what the scheduler refuses here is a value of the folder's configuration.
+            throw new SdxlModelException($"scheduler: {Path.Combine(model.Directory, "scheduler", "scheduler_config.json")}: {e.Message}", e);
+        }
     }
 
     /// <summary>
-    /// Fails when denoising left NaN or infinite latents, naming the likely cause: an fp16 UNet whose activations
-    /// overflowed (or a custom scheduler that produced them), before the VAE turns them into a black image.
+    /// Fails when denoising left NaN or infinite latents, naming the likely causes, before the VAE turns them into a
+    /// black image.
     /// </summary>
-    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType)
+    private static void ThrowIfNotFinite(float[] latents, string stage, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType unetType, GenerationRequest r, IScheduler scheduler)
     {
-        if (AllFinite(latents))
+        if (!AllFinite(latents))
         {
-            return;
+            bool custom = scheduler.GetType().Assembly != typeof(SdxlPipeline).Assembly;
+            throw new SdxlNumericException(NumericDiagnosis.ForLatents(stage, unetType, r, custom));
         }
-
-        var cause = unetType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16
-            ? "The model is float16, whose activations can overflow: use a float32 export, or lower GuidanceScale."
-            : "The UNet or the scheduler overflowed: lower GuidanceScale, try another scheduler, or check a custom scheduler's Step.";
-        throw new SdxlNumericException($"Denoising with the {stage} produced NaN or infinite latents. {cause}");
     }
 
     private IScheduler CreateNamedScheduler(string name, SchedulerConfig config)
@@ -284,10 +359,20 @@ public sealed partial class SdxlPipeline : IDisposable
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
         var random = CreateRandomSource(r, out long? seed);
 
+        // LoRA adapters: the base sessions, or sessions with the request's adapter set merged in (held for the run).
+        if (r.Loras is { Count: > 0 } && r.ControlImages is { Count: > 0 } && _model.ControlNetUNet is not null)
+        {
+            throw new ArgumentException(SeparateControlNetUNetWithLora, nameof(r.Loras));
+        }
+
+        using var loras = _loras.Begin(r, _model);
+        var model = loras.Model;
+        warnings.AddRange(loras.Warnings);
+
         // 1. Prompts.
         progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, watch.Elapsed, null));
         var notes = new List<TruncationNote>();
-        var (positive, negative) = EncodePrompts(_model, r, cfg, notes, runOptions);
+        var (positive, negative) = EncodePrompts(model, r, cfg, notes, runOptions);
         foreach (var n in notes)
         {
             warnings.Add($"The prompt for {n.Tokenizer} has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used (CLIP reads at most 75): \"{n.Text}\".");
@@ -382,11 +467,11 @@ public sealed partial class SdxlPipeline : IDisposable
 
         // 5. Denoise with the base model.
         var stepWatch = Stopwatch.StartNew();
-        var extensions = WithStepReporter(CreateDenoisingExtensions(_model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions);
-        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(_model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
+        var extensions = WithStepReporter(CreateDenoisingExtensions(model, r, cond, width, height, isRefiner: false), r, progress, GenerationPhase.Denoising, watch, runOptions, run.Order);
+        DenoisingLoop.Run(ControlNet.ControlNetStage.UNetFor(model, r), run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint, extensions);
         _logger.LogDebug("Base denoising: {Steps} steps in {Elapsed} ms", timesteps.Count, stepWatch.ElapsedMilliseconds);
-        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType);
+        ThrowIfNotFinite(latents, "base UNet", _model.UNet.FloatType, r, plan.Scheduler);
 
         // 6. Refiner (ensemble of experts): the base latents go straight to the refiner, no noise added.
         var decoder = _model.VaeDecoder;
@@ -394,9 +479,9 @@ public sealed partial class SdxlPipeline : IDisposable
         if (plan.Refine)
         {
             progress?.Report(new GenerationProgress(GenerationPhase.LoadingModels, 0, 0, watch.Elapsed, null));
-            var (refiner, refinerScheduler) = GetRefiner(r);
+            var (refiner, refinerScheduler) = GetRefiner(r, ct);
             Refine(refiner, refinerScheduler, r, plan, latents, width, height, cfg, random, warnings, progress, watch, runOptions, ct);
-            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType);
+            ThrowIfNotFinite(latents, "refiner UNet", refiner.UNet.FloatType, r, refinerScheduler);
             if (_settings.RefinerOptions!.UseRefinerVae)
             {
                 decoder = refiner.VaeDecoder;
@@ -412,8 +497,8 @@ public sealed partial class SdxlPipeline : IDisposable
             Path.GetFileName(_model.Directory.TrimEnd(Path.DirectorySeparatorChar)))
         {
             Latents = r.ReturnLatents ? latents : null,
+            Loras = loras.Applied,
             Embeddings = _model.Embeddings?.Applied ?? [],
-            ControlNets = ControlNet.ControlNetStage.NetNames(r, _controlNets),
         };
     }
 
@@ -432,9 +517,7 @@ public sealed partial class SdxlPipeline : IDisposable
         var (output, shape) = encoder.Encode(pixels, [1, 3, height, width], runOptions);
         if (!AllFinite(output))
         {
-            throw new SdxlNumericException(
-                "The VAE encoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                + "use a float32 vae_encoder or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+            throw new SdxlNumericException(NumericDiagnosis.ForVae("encoder", encoder.FloatType));
         }
 
         int plane = (int)(shape[2] * shape[3]);
@@ -568,21 +651,20 @@ public sealed partial class SdxlPipeline : IDisposable
 
         var timesteps = TimestepWindow.Slice(run, window.BeginIndex, window.Count);
         var stepWatch = Stopwatch.StartNew();
-        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions);
+        var extensions = WithStepReporter(CreateDenoisingExtensions(refiner, r, cond, width, height, isRefiner: true), r, progress, GenerationPhase.Refining, watch, runOptions, run.Order);
         DenoisingLoop.Run(refiner.UNet, run, timesteps, latents, batch, lh, lw, cond, cfg ? r.GuidanceScale : 1f, r.GuidanceRescale, random,
             onStep: null, runOptions, ct, inpaint: null, extensions);
-        _logger.LogDebug("Refiner: {Steps} steps in {Elapsed} ms", timesteps.Length, stepWatch.ElapsedMilliseconds);
+        SdxlLog.Refined(_logger, timesteps.Length, stepWatch.ElapsedMilliseconds);
     }
 
-    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r)
+    private (SdxlModelFolder Model, IScheduler Scheduler) GetRefiner(GenerationRequest r, CancellationToken ct)
     {
         lock (_refinerLock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_refiner is null)
             {
                 var watch = Stopwatch.StartNew();
-                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false);
+                var refiner = TextualInversions.OpenFolder(_settings.RefinerDirectory!, _settings.Provider, _settings.Embeddings, loadVaeEncoder: false, cancellationToken: ct);
                 try
                 {
                     _refinerScheduler = CreateConfiguredScheduler(_settings, refiner);
@@ -594,7 +676,7 @@ public sealed partial class SdxlPipeline : IDisposable
                 }
 
                 _refiner = refiner;
-                _logger.LogInformation("Loaded refiner '{Model}' in {Elapsed} ms", _settings.RefinerDirectory, watch.ElapsedMilliseconds);
+                SdxlLog.RefinerLoaded(_logger, _settings.RefinerDirectory!, watch.ElapsedMilliseconds);
             }
 
             var scheduler = CustomSchedules.WithEta(r.Scheduler is { } name ? CreateNamedScheduler(name, _refiner.SchedulerConfig) : _refinerScheduler!, r.Eta);
@@ -632,8 +714,8 @@ public sealed partial class SdxlPipeline : IDisposable
 
     /// <summary>Appends the progress reporter (steps, timesteps, previews) when someone listens; it runs after every other observer.</summary>
     private DenoisingExtensions WithStepReporter(DenoisingExtensions extensions, GenerationRequest r, IProgress<GenerationProgress>? progress,
-        GenerationPhase phase, Stopwatch watch, RunOptions runOptions) =>
-        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions) is { } reporter
+        GenerationPhase phase, Stopwatch watch, RunOptions runOptions, int order) =>
+        StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions, order) is { } reporter
             ? extensions with { Observers = [.. extensions.Observers, reporter] }
             : extensions;
 
@@ -673,9 +755,7 @@ public sealed partial class SdxlPipeline : IDisposable
             decoder.Decode(scaled, [1, channels, lh, lw], vaeScale, decoded, tiling, runOptions);
             if (!AllFinite(decoded))
             {
-                throw new SdxlNumericException(
-                    "The VAE decoder produced NaN or infinite values. The usual cause is an fp16 SDXL VAE, which overflows: "
-                    + "use a float32 vae_decoder (export with --dtype fp32 or keep the VAE in fp32) or the fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix).");
+                throw new SdxlNumericException(NumericDiagnosis.ForVae("decoder", decoder.FloatType));
             }
 
             // (x * 0.5 + 0.5).clamp(0, 1)

@@ -11,7 +11,7 @@ namespace Sdxl.Net;
 
 /// <summary>
 /// Configures and builds an <see cref="SdxlPipeline"/>. Options are validated and every model session is created in
-/// <see cref="Build"/>, so a broken folder fails there, naming the file and the expected signature.
+/// <see cref="Build()"/>, so a broken folder fails there, naming the file and the expected signature.
 /// </summary>
 /// <example>
 /// <code>
@@ -24,6 +24,7 @@ public sealed class SdxlPipelineBuilder
     private readonly List<IMicroConditioningProvider> _conditioning = [];
     private readonly List<IImageSink> _sinks = [];
     private readonly List<ControlNet.ControlNetRegistration> _controlNets = [];
+    private readonly List<Lora.LoraReference> _loras = [];
     private readonly List<Text.EmbeddingReference> _embeddings = [];
     private string? _modelDirectory;
     private string? _refinerDirectory;
@@ -56,7 +57,7 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>
-    /// A model from the Hugging Face Hub (<c>org/name</c>), resolved in <see cref="Build"/> from the cache with
+    /// A model from the Hugging Face Hub (<c>org/name</c>), resolved in <see cref="Build()"/> from the cache with
     /// <paramref name="options"/> (revision, variant, cache folder), and, when <paramref name="allowDownload"/>,
     /// downloaded there if missing. A refiner given as a repository id is resolved the same way, at its <c>main</c> revision.
     /// </summary>
@@ -101,10 +102,15 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>Runs on the CPU provider.</summary>
-    /// <param name="intraOpThreads">Threads per model run; 0 lets ONNX Runtime choose.</param>
+    /// <param name="intraOpThreads">Threads per model run, 1 to <see cref="ExecutionProviderOptions.MaxIntraOpThreads"/>; 0 lets ONNX Runtime choose.</param>
     public SdxlPipelineBuilder UseCpu(int intraOpThreads = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(intraOpThreads);
+        if (intraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(intraOpThreads), intraOpThreads,
+                $"intraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {intraOpThreads}.");
+        }
+
         _provider = new ExecutionProviderOptions { Kind = ExecutionProviderKind.Cpu, IntraOpThreads = intraOpThreads };
         return this;
     }
@@ -243,6 +249,25 @@ public sealed class SdxlPipelineBuilder
     }
 
     /// <summary>
+    /// Applies a LoRA adapter (kohya/sd-scripts, diffusers/PEFT or LoCon <c>.safetensors</c>) to every generation: its
+    /// weights are merged into the UNet and text-encoder sessions when the pipeline is built.
+    /// </summary>
+    /// <param name="path">The adapter file.</param>
+    /// <param name="weight">The UNet scale (1 = as trained; 0 = no effect; negative inverts).</param>
+    /// <param name="textEncoderWeight">The text encoders' scale; <see langword="null"/> uses <paramref name="weight"/>.</param>
+    public SdxlPipelineBuilder AddLora(string path, double weight = 1.0, double? textEncoderWeight = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!double.IsFinite(weight) || textEncoderWeight is { } te && !double.IsFinite(te))
+        {
+            throw new ArgumentOutOfRangeException(nameof(weight), "LoRA weights must be finite numbers.");
+        }
+
+        _loras.Add(new Lora.LoraReference(path, weight) { TextEncoderWeight = textEncoderWeight });
+        return this;
+    }
+
+    /// <summary>
     /// Adds an SDXL textual-inversion embedding (a <c>.safetensors</c> file with <c>clip_l</c> and <c>clip_g</c>
     /// vectors): wherever <paramref name="token"/> appears in a prompt it stands for the file's N vectors. The text
     /// encoders' token tables are extended when the pipeline is built.
@@ -273,8 +298,18 @@ public sealed class SdxlPipelineBuilder
     /// <summary>Validates the configuration, opens every model and returns the pipeline.</summary>
     /// <exception cref="InvalidOperationException">No model folder was given.</exception>
     /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
-    public SdxlPipeline Build()
+    public SdxlPipeline Build() => Build(CancellationToken.None);
+
+    /// <summary>
+    /// Validates the configuration, opens every model and returns the pipeline; <paramref name="cancellationToken"/>
+    /// is checked between the components (creating one ONNX session cannot be interrupted).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No model folder was given.</exception>
+    /// <exception cref="SdxlModelException">A model folder is missing, corrupt or does not fit.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; every session opened so far is released.</exception>
+    public SdxlPipeline Build(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (_modelDirectory is null)
         {
             throw new InvalidOperationException("No model folder: call WithModel(directory) before Build().");
@@ -283,6 +318,22 @@ public sealed class SdxlPipelineBuilder
         if (_refinerOptions is { } r && (!(r.HighNoiseFraction > 0) || !(r.HighNoiseFraction < 1)))
         {
             throw new ArgumentOutOfRangeException(nameof(RefinerOptions.HighNoiseFraction), r.HighNoiseFraction, "The refiner's high-noise fraction must be in (0, 1).");
+        }
+
+        if (_refinerOptions is { } options)
+        {
+            Models.ModelConfigValidation.CheckAestheticScores(options);
+        }
+
+        if (_schedulerName is { } wanted && !_catalog.Names.Contains(wanted, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"Unknown scheduler '{wanted}'. Known schedulers: {string.Join(", ", _catalog.Names)}.", "name");
+        }
+
+        if (_provider.IntraOpThreads is < 0 or > ExecutionProviderOptions.MaxIntraOpThreads)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ExecutionProviderOptions.IntraOpThreads), _provider.IntraOpThreads,
+                $"IntraOpThreads must be 0 (ONNX Runtime's choice: one per physical core) or from 1 to {ExecutionProviderOptions.MaxIntraOpThreads}; got {_provider.IntraOpThreads}.");
         }
 
         var catalog = _catalog;
@@ -307,7 +358,7 @@ public sealed class SdxlPipelineBuilder
 
         return new SdxlPipeline(new SdxlPipelineSettings(
             modelDirectory, refinerDirectory, _refinerOptions, provider, scheduler, configure, _schedulerName, _catalog,
-            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray() });
+            _conditioning.ToArray(), _sinks.ToArray(), _loggerFactory, _randomSource, _tiledVae) { Embeddings = _embeddings.ToArray(), ControlNets = _controlNets.ToArray(), Loras = _loras.ToArray() }, cancellationToken);
     }
 }
 
@@ -326,6 +377,9 @@ internal sealed record SdxlPipelineSettings(
     Func<long, IRandomSource> RandomSourceFactory,
     TiledVaeOptions? TiledVae = null)
 {
+    /// <summary>The pipeline's own LoRA adapters, merged into the base sessions.</summary>
+    public IReadOnlyList<Lora.LoraReference> Loras { get; init; } = [];
+
     /// <summary>The textual-inversion embeddings added to the text encoders.</summary>
     public IReadOnlyList<Text.EmbeddingReference> Embeddings { get; init; } = [];
 

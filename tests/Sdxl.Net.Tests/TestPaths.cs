@@ -3,6 +3,23 @@ namespace Sdxl.Net.Tests;
 /// <summary>Locations of test data: the copied goldens next to the test assembly, and the shared tiny models.</summary>
 internal static class TestPaths
 {
+    /// <summary>The repository's root folder (the one holding Sdxl.Net.sln above the test assembly).</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "Sdxl.Net.sln")))
+                {
+                    return dir.FullName;
+                }
+            }
+
+            throw new DirectoryNotFoundException("Sdxl.Net.sln not found above the test output.");
+        }
+    }
+
     /// <summary>The TestData folder copied next to the test assembly.</summary>
     public static string TestData => Path.Combine(AppContext.BaseDirectory, "TestData");
 

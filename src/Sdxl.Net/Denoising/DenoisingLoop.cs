@@ -33,7 +33,8 @@ internal static class DenoisingLoop
     /// <param name="guidanceScale">The guidance scale; CFG is on when it is above 1.</param>
     /// <param name="guidanceRescale">The guidance rescale factor.</param>
     /// <param name="random">The generation's random source (stochastic samplers).</param>
-    /// <param name="onStep">Called after each step with (finished steps, total).</param>
+    /// <param name="onStep">Called after each step with (finished steps, total), counted in sampler steps: a second-order
+    /// sampler's two model evaluations are one step, as in diffusers' progress bar.</param>
     /// <param name="runOptions">ONNX run options (terminated on cancellation).</param>
     /// <param name="cancellationToken">Checked before each step.</param>
     /// <param name="inpaint">Inpainting inputs, or <see langword="null"/>.</param>
@@ -84,6 +85,8 @@ internal static class DenoisingLoop
         {
             provider.WriteFixed(binding);
         }
+
+        var steps = new StepCounter(run.Order, timesteps.Count);
 
         for (int i = 0; i < timesteps.Count; i++)
         {
@@ -157,7 +160,10 @@ internal static class DenoisingLoop
                 }
             }
 
-            onStep?.Invoke(i + 1, timesteps.Count);
+            if (onStep is not null && steps.Advance(i) is { } finished)
+            {
+                onStep(finished, steps.Total);
+            }
         }
 
         Debug.Assert(latents.Length == batch * per, "latents keep their size");

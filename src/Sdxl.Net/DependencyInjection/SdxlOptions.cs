@@ -4,7 +4,8 @@ namespace Sdxl.Net.DependencyInjection;
 
 /// <summary>
 /// Pipeline settings in a form that binds from configuration (appsettings.json section <c>"Sdxl"</c>, environment
-/// variables, …). <see cref="Validate"/> reports every problem at once.
+/// variables, …), validated through <c>Microsoft.Extensions.Options</c> (<see cref="SdxlOptionsValidator"/>, checked
+/// at host start); relative paths are resolved against the host's content root.
 /// </summary>
 public sealed class SdxlOptions
 {
@@ -44,71 +45,32 @@ public sealed class SdxlOptions
     /// </summary>
     public IList<string> ControlNetPaths { get; set; } = [];
 
-    /// <summary>Returns every problem with these options (empty when valid).</summary>
-    public IReadOnlyList<string> Validate()
+    /// <summary>
+    /// Builds the pipeline when the host starts (an <c>IHostedService</c>), so a bad model folder stops the start-up
+    /// and the first request does not wait for the models to load. Default: built on first resolution.
+    /// </summary>
+    public bool BuildOnStart { get; set; }
+
+    /// <summary>Returns every problem with these options (empty when valid); relative paths are taken from the working directory.</summary>
+    public IReadOnlyList<string> Validate() => SdxlOptionsValidator.Problems(this, contentRoot: null);
+
+    /// <summary>A copy whose relative paths are resolved against <paramref name="contentRoot"/> (the host's content root), or the working directory when <see langword="null"/>.</summary>
+    internal SdxlOptions WithPathsFrom(string? contentRoot)
     {
-        var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(ModelPath))
-        {
-            errors.Add("Sdxl:ModelPath is required: the folder of an SDXL ONNX export.");
-        }
-        else if (!Directory.Exists(ModelPath))
-        {
-            errors.Add($"Sdxl:ModelPath '{ModelPath}' does not exist.");
-        }
-
-        if (RefinerPath is not null && !Directory.Exists(RefinerPath))
-        {
-            errors.Add($"Sdxl:RefinerPath '{RefinerPath}' does not exist.");
-        }
-
-        foreach (var path in ControlNetPaths ?? [])
-        {
-            if (string.IsNullOrWhiteSpace(path) || !Directory.Exists(path))
-            {
-                errors.Add($"Sdxl:ControlNetPaths entry '{path}' does not exist.");
-            }
-        }
-
-        if (!(HighNoiseFraction > 0 && HighNoiseFraction < 1))
-        {
-            errors.Add($"Sdxl:HighNoiseFraction must be in (0, 1); got {HighNoiseFraction}.");
-        }
-
-        if (IntraOpThreads < 0)
-        {
-            errors.Add($"Sdxl:IntraOpThreads must be 0 or more; got {IntraOpThreads}.");
-        }
-
-        try
-        {
-            var device = ExecutionProviderOptions.Parse(Device ?? string.Empty);
-            if (EnableCudaGraph && device.Kind == ExecutionProviderKind.Cpu)
-            {
-                errors.Add("Sdxl:EnableCudaGraph needs a cuda or tensorrt Device.");
-            }
-        }
-        catch (FormatException e)
-        {
-            errors.Add($"Sdxl:Device: {e.Message}");
-        }
-
-        if (EnableCudaGraph && MemoryMode == MemoryMode.LoadPerPhase)
-        {
-            errors.Add("Sdxl:EnableCudaGraph cannot be combined with MemoryMode LoadPerPhase.");
-        }
-
-        return errors;
+        var copy = (SdxlOptions)MemberwiseClone();
+        copy.ModelPath = Resolve(ModelPath, contentRoot);
+        copy.RefinerPath = Resolve(RefinerPath, contentRoot);
+        copy.TensorRTEngineCachePath = Resolve(TensorRTEngineCachePath, contentRoot);
+        copy.ControlNetPaths = (ControlNetPaths ?? []).Select(p => Resolve(p, contentRoot)!).ToList();
+        return copy;
     }
 
+    private static string? Resolve(string? path, string? contentRoot) =>
+        string.IsNullOrWhiteSpace(path) || Path.IsPathRooted(path) ? path : Path.GetFullPath(path, contentRoot ?? Directory.GetCurrentDirectory());
+
+    /// <summary>Configures <paramref name="builder"/> from these (validated, path-resolved) options.</summary>
     internal void ApplyTo(SdxlPipelineBuilder builder)
     {
-        var errors = Validate();
-        if (errors.Count > 0)
-        {
-            throw new SdxlOptionsException(errors);
-        }
-
         var provider = ExecutionProviderOptions.Parse(Device) with
         {
             IntraOpThreads = IntraOpThreads,
@@ -135,15 +97,4 @@ public sealed class SdxlOptions
             builder.AddControlNet(path);
         }
     }
-}
-
-/// <summary>Invalid <see cref="SdxlOptions"/>; the message lists every problem.</summary>
-public sealed class SdxlOptionsException : Exception
-{
-    /// <summary>Creates the exception from the list of problems.</summary>
-    public SdxlOptionsException(IReadOnlyList<string> errors)
-        : base("Invalid Sdxl.Net options: " + string.Join(" ", errors)) => Errors = errors;
-
-    /// <summary>The problems found.</summary>
-    public IReadOnlyList<string> Errors { get; }
 }

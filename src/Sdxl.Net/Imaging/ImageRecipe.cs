@@ -37,7 +37,14 @@ public static class ImageRecipe
             sb.Append("\nNegative prompt: ").Append(r.NegativePrompt);
         }
 
-        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {r.Steps}, Sampler: {result.Scheduler}, CFG scale: {r.GuidanceScale}, ");
+        var (sampler, scheduleType) = A1111Sampler.For(result.Scheduler, result.Provenance?.Scheduler);
+        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {r.Steps}, Sampler: {sampler}, ");
+        if (scheduleType is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"Schedule type: {scheduleType}, ");
+        }
+
+        sb.Append(CultureInfo.InvariantCulture, $"CFG scale: {r.GuidanceScale}, ");
         if (image.Seed is { } seed)
         {
             sb.Append(CultureInfo.InvariantCulture, $"Seed: {seed}, ");
@@ -54,6 +61,11 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", Batch size: {r.BatchSize}, Batch pos: {image.Index}");
         }
 
+        if (result.Loras.Count > 0)
+        {
+            sb.Append(", LoRAs: ").AppendJoin(" ", result.Loras.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Name}:{l.Weight}")));
+        }
+
         AppendPromptLanguage(sb, r, result);
 
         // AUTOMATIC1111's ControlNet entries: one quoted group per unit.
@@ -62,6 +74,17 @@ public static class ImageRecipe
             sb.Append(CultureInfo.InvariantCulture, $", ControlNet {i}: \"Model: {unit.Net}, Weight: {unit.Scale}, Guidance Start: {unit.GuidanceStart}, Guidance End: {unit.GuidanceEnd}\"");
         }
 
+        if (r.Image is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Denoising strength: {r.Strength ?? (r.Mask is not null ? 0.9999 : 0.3)}");
+        }
+
+        if (result.Provenance?.Refiner is { } refiner)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", Refiner: {refiner.Folder}, Refiner switch at: {refiner.HighNoiseFraction}");
+        }
+
+        sb.Append(", Version: Sdxl.Net");
         return sb.ToString();
     }
 
@@ -86,7 +109,6 @@ public static class ImageRecipe
             Seeds = r.Seeds?.ToArray(),
             Scheduler = result.Scheduler,
             HighNoiseFraction = r.HighNoiseFraction,
-            UseRefiner = r.UseRefiner,
             Conditioning = r.Conditioning,
             Index = image.Index,
             Model = result.Model,
@@ -95,7 +117,9 @@ public static class ImageRecipe
             Inpainting = r.Mask is not null,
             Strength = r.Strength,
             ControlNet = r.ControlImages is { Count: > 0 } ? new ControlNetRecipe { GuessMode = r.ControlNetGuessMode, Units = ControlNetBlock(result) } : null,
+            Loras = RecipeLoras(result),
         };
+        AddSettings(recipe, result);
         RecordPromptLanguage(recipe, r, result);
 
         // Few-step schedules.
@@ -103,7 +127,39 @@ public static class ImageRecipe
         recipe.Timesteps = r.Timesteps?.ToArray();
         recipe.Sigmas = r.Sigmas?.ToArray();
         recipe.Preset = r.Preset;
-        return JsonSerializer.Serialize(recipe, RecipeJson.Options);
+        var json = JsonSerializer.Serialize(recipe, RecipeJson.Options);
+
+        // The writer is bounded by what the reader accepts (the JSON is ASCII: every other character is escaped), so
+        // every recipe written can be read back. Validated requests stay far below; only an unvalidated one gets here.
+        if (json.Length > PngChunks.MaxTextBytes)
+        {
+            throw new InvalidOperationException($"The recipe is {json.Length} bytes; recipes are limited to {PngChunks.MaxTextBytes} bytes so that ReadRecipe accepts them.");
+        }
+
+        return json;
+    }
+
+    /// <summary>The recipe's sections beyond the request: one per concern (sampler, refiner, inputs, decoding).</summary>
+    private static void AddSettings(RecipeDocument recipe, GenerationResult result)
+    {
+        var r = result.Request;
+        var provenance = result.Provenance;
+        recipe.SchedulerSettings = provenance?.Scheduler;
+
+        // use_refiner only where a refiner was configured: true with the refiner section when it ran, false when the
+        // request turned it off. A recipe without a refiner never claims one.
+        recipe.Refiner = provenance?.Refiner;
+        recipe.UseRefiner = provenance is { RefinerConfigured: true } ? provenance.Refiner is not null : null;
+        recipe.VaeTiling = provenance?.VaeTiling;
+        if (r.Image is not null || r.Mask is not null || r.InitialLatents is not null)
+        {
+            recipe.Inputs = new RecipeInputs(
+                r.Image is { } image ? RecipeInputs.Digest(image) : null,
+                r.Mask is { } mask ? RecipeInputs.Digest(mask) : null,
+                r.InitialLatents is { } latents ? RecipeInputs.Digest(latents.Span) : null,
+                r.ResizeMode,
+                r.VaeSampling);
+        }
     }
 
     /// <summary>Reads the exact request back from a PNG written by <see cref="PngFileSink"/>; <see langword="null"/> when it has none.</summary>
@@ -157,6 +213,7 @@ public static class ImageRecipe
             throw new FormatException($"'{pngPath}': the '{RequestKeyword}' chunk has no prompt.");
         }
 
+        var inputs = doc.Inputs;
         return new StoredRecipe(ReadPromptLanguage(doc, pngPath, new GenerationRequest
         {
             Prompt = doc.Prompt,
@@ -171,9 +228,9 @@ public static class ImageRecipe
             BatchSize = doc.BatchSize,
             Seed = doc.Seed,
             Seeds = doc.Seeds,
-            Scheduler = doc.Scheduler,
+            Scheduler = doc.SchedulerSettings?.Name ?? doc.Scheduler,
             HighNoiseFraction = doc.HighNoiseFraction,
-            UseRefiner = doc.UseRefiner,
+            UseRefiner = doc.UseRefiner ?? true,
             Conditioning = doc.Conditioning,
             Strength = doc.Strength,
             ControlNetGuessMode = doc.ControlNet?.GuessMode ?? false,
@@ -183,10 +240,17 @@ public static class ImageRecipe
             Timesteps = doc.Timesteps,
             Sigmas = doc.Sigmas,
             Preset = doc.Preset,
+            ResizeMode = inputs?.ResizeMode ?? ImageResizeMode.Stretch,
+            VaeSampling = inputs?.VaeSampling ?? VaeSampling.Sample,
         }), doc.InitialLatents, doc.InputImage, doc.Inpainting)
         {
             Embeddings = doc.Embeddings ?? [],
             ControlNets = doc.ControlNet?.Units,
+            Loras = doc.Loras?.Select(l => new Lora.AppliedLora(l.Name ?? string.Empty, l.Sha256 ?? string.Empty, l.Weight, l.TextEncoderWeight ?? l.Weight)).ToArray() ?? [],
+            Scheduler = doc.SchedulerSettings,
+            Refiner = doc.Refiner,
+            Inputs = inputs,
+            VaeTiling = doc.VaeTiling,
         };
     }
 
@@ -278,7 +342,7 @@ public static class ImageRecipe
         public long[]? Seeds { get; set; }
         public string? Scheduler { get; set; }
         public double? HighNoiseFraction { get; set; }
-        public bool UseRefiner { get; set; } = true;
+        public bool? UseRefiner { get; set; }
         public Conditioning.MicroConditioning? Conditioning { get; set; }
         public int Index { get; set; }
         public string? Model { get; set; }
@@ -286,6 +350,11 @@ public static class ImageRecipe
         public bool InputImage { get; set; }
         public bool Inpainting { get; set; }
         public double? Strength { get; set; }
+        public List<RecipeLora>? Loras { get; set; }
+        public RecipeScheduler? SchedulerSettings { get; set; }
+        public RecipeRefiner? Refiner { get; set; }
+        public RecipeInputs? Inputs { get; set; }
+        public TiledVaeOptions? VaeTiling { get; set; }
 
         // Few-step schedules.
         public float? Eta { get; set; }
@@ -308,12 +377,31 @@ public static class ImageRecipe
         public StoredControlNet[]? Units { get; set; }
     }
 
+    /// <summary>One adapter in the recipe: file name, SHA-256 and weights (the file itself is not stored).</summary>
+    internal sealed class RecipeLora
+    {
+        public string? Name { get; set; }
+        public string? Sha256 { get; set; }
+        public double Weight { get; set; }
+        public double? TextEncoderWeight { get; set; }
+    }
+
+    private static List<RecipeLora>? RecipeLoras(GenerationResult result) =>
+        result.Loras.Count == 0 ? null : result.Loras.Select(l => new RecipeLora
+        {
+            Name = l.Name,
+            Sha256 = l.Sha256,
+            Weight = l.Weight,
+            TextEncoderWeight = l.TextEncoderWeight == l.Weight ? null : l.TextEncoderWeight,
+        }).ToList();
+
     private static class RecipeJson
     {
         public static readonly JsonSerializerOptions Options = new()
         {
             PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
             DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+            Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         };
     }
 }
@@ -325,11 +413,25 @@ public static class ImageRecipe
 /// <param name="UsedMask">Whether it was inpainting, whose mask must be given again.</param>
 public sealed record StoredRecipe(GenerationRequest Request, bool UsedInitialLatents, bool UsedInputImage, bool UsedMask)
 {
+    /// <summary>The LoRA adapters the image was made with (file names and hashes: the files must be supplied again).</summary>
+    public IReadOnlyList<Lora.AppliedLora> Loras { get; init; } = [];
+
     /// <summary>The textual-inversion embeddings the generation used; a pipeline must be given the same files again.</summary>
     public IReadOnlyList<Text.AppliedEmbedding> Embeddings { get; init; } = [];
 
     /// <summary>The ControlNet units the image was made with (their control images are not stored and must be given again); <see langword="null"/> without ControlNet.</summary>
     public IReadOnlyList<StoredControlNet>? ControlNets { get; init; }
+    /// <summary>The sampler and its configuration changes, or <see langword="null"/> in recipes written before they were stored.</summary>
+    public RecipeScheduler? Scheduler { get; init; }
+
+    /// <summary>The refiner that ran, or <see langword="null"/> when none did.</summary>
+    public RecipeRefiner? Refiner { get; init; }
+
+    /// <summary>Digests of the input image, mask and initial latents, and how the image was prepared; <see langword="null"/> for text-to-image.</summary>
+    public RecipeInputs? Inputs { get; init; }
+
+    /// <summary>The tiled VAE decode settings, or <see langword="null"/> when the VAE decoded in one piece.</summary>
+    public TiledVaeOptions? VaeTiling { get; init; }
 }
 
 /// <summary>One ControlNet unit of a stored recipe.</summary>

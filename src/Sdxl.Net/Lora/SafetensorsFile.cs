@@ -82,6 +82,14 @@ internal sealed class SafetensorsFile
 
         var header = new byte[headerSize];
         ReadExactly(handle, header, 8, path);
+
+        // JsonDocument accepts invalid UTF-8 inside strings and fails only when a name is read, with an
+        // InvalidOperationException (found by the benchmarks' fuzz command).
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw Invalid(path, "the header is not valid UTF-8");
+        }
+
         long dataStart = 8 + (long)headerSize;
         long dataLength = fileLength - dataStart;
 

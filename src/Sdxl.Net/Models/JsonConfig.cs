@@ -45,11 +45,18 @@ internal sealed class JsonConfig
         {
             throw new SdxlModelException($"{component}: '{path}' is not valid JSON: {e.Message}", e);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SdxlModelException($"{component}: cannot read '{path}': {Runtime.FileAccessCheck.Reason(e)}.", e);
+        }
 
         throw new SdxlModelException($"{component}: '{path}' must contain a JSON object.");
     }
 
     public bool Has(string key) => _root.TryGetPropertyValue(key, out var v) && v is not null;
+
+    /// <summary>The raw JSON value of <paramref name="key"/>; <see langword="null"/> when absent or null.</summary>
+    public JsonNode? Raw(string key) => _root.TryGetPropertyValue(key, out var v) ? v : null;
 
     public double GetDouble(string key, double defaultValue) =>
         _root.TryGetPropertyValue(key, out var v) && v is JsonValue jv && jv.TryGetValue<double>(out var d) ? d : defaultValue;

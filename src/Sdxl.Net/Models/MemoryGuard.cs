@@ -32,9 +32,17 @@ internal static class MemoryGuard
             {
                 // Hugging Face cache snapshots hold symbolic links to the blobs: count the blob, not the link.
                 var info = new FileInfo(file);
-                if (info.LinkTarget is not null)
+                try
                 {
-                    info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                    if (info.LinkTarget is not null)
+                    {
+                        info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                    }
+                }
+                catch (IOException)
+                {
+                    // A link loop or an unreadable link: counted as nothing here; loading the file names the fault.
+                    continue;
                 }
 
                 total += info.Exists ? info.Length : 0;

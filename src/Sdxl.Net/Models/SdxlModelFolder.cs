@@ -15,6 +15,7 @@ internal sealed class SdxlModelFolder : IDisposable
     private readonly List<IDisposable> _owned = [];
     private SessionResidency? _residency;
     private Func<string, SessionCustomization?> _customize = _ => null;
+    private bool _isView;
 
     private SdxlModelFolder(string directory) => Directory = directory;
 
@@ -128,11 +129,13 @@ internal sealed class SdxlModelFolder : IDisposable
         }
     }
 
+    /// <summary>Opens the folder: configs validated, tokenizers read, every session created and checked.</summary>
     /// <param name="directory">The folder.</param>
     /// <param name="options">The execution provider.</param>
-    /// <param name="loadVaeEncoder">Whether to open vae_encoder/ when present.</param>
+    /// <param name="loadVaeEncoder">Whether to open <c>vae_encoder/</c> when present.</param>
     /// <param name="customize">The weights overlay of a component (by folder name), or <see langword="null"/>.</param>
-    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null)
+    /// <param name="cancellationToken">Checked between components (one session's creation is not interruptible).</param>
+    public static SdxlModelFolder Open(string directory, ExecutionProviderOptions options, bool loadVaeEncoder = true, Func<string, SessionCustomization?>? customize = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -143,7 +146,7 @@ internal sealed class SdxlModelFolder : IDisposable
         var folder = new SdxlModelFolder(Path.GetFullPath(directory));
         try
         {
-            folder.Load(options, loadVaeEncoder, customize ?? (_ => null));
+            folder.Load(options, loadVaeEncoder, customize ?? (_ => null), cancellationToken);
             return folder;
         }
         catch
@@ -168,18 +171,25 @@ internal sealed class SdxlModelFolder : IDisposable
 
     /// <summary>
     /// Opens OnnxStack's ControlNet-enabled UNet, <c>controlnet/model.onnx</c>, when the folder has one (a pipeline with
-    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency and weights overlay.
+    /// ControlNets calls this; other pipelines never load it). It shares the UNet's residency, not its weights overlay:
+    /// an overlay maps initializers of <c>unet/model.onnx</c>, whose generated names (<c>onnx::MatMul_N</c>) need not
+    /// denote the same tensors in another export, so LoRA adapters are refused with such a UNet (see SdxlPipeline).
     /// </summary>
     public void LoadControlNetUNet(ExecutionProviderOptions options)
     {
         if (ControlNetUNet is null && File.Exists(Sub("controlnet", "model.onnx")))
         {
-            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency, _customize("unet")));
+            ControlNetUNet = Own(new UNetModel(Sub("controlnet", "model.onnx"), options, _residency));
         }
     }
 
     public void Dispose()
     {
+        if (_isView)
+        {
+            return;
+        }
+
         for (int i = _owned.Count - 1; i >= 0; i--)
         {
             _owned[i].Dispose();
@@ -196,8 +206,23 @@ internal sealed class SdxlModelFolder : IDisposable
         return item;
     }
 
-    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize)
+    /// <summary>
+    /// This folder with other sessions of its text encoders and UNet (e.g. with a weights overlay); the view shares
+    /// everything else and disposes nothing.
+    /// </summary>
+    public SdxlModelFolder WithComponents(TextEncoderModel? textEncoder, TextEncoderModel? textEncoder2, UNetModel? unet)
     {
+        var view = (SdxlModelFolder)MemberwiseClone();
+        view._isView = true;
+        view.TextEncoder = textEncoder ?? TextEncoder;
+        view.TextEncoder2 = textEncoder2 ?? TextEncoder2;
+        view.UNet = unet ?? UNet;
+        return view;
+    }
+
+    private void Load(ExecutionProviderOptions options, bool loadVaeEncoder, Func<string, SessionCustomization?> customize, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
         var index = JsonConfig.Load(Sub("model_index.json"), "model_index.json", required: true);
         ForceZerosForEmptyPrompt = index.GetBoolean("force_zeros_for_empty_prompt", true);
         RequiresAestheticsScore = index.GetBoolean("requires_aesthetics_score", false);
@@ -213,24 +238,33 @@ internal sealed class SdxlModelFolder : IDisposable
             {
                 throw new SdxlModelException($"scheduler: {e.Message}", e);
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new SdxlModelException($"scheduler: cannot read '{schedulerPath}': {FileAccessCheck.Reason(e)}.", e);
+            }
+
+            ModelConfigValidation.CheckScheduler(SchedulerConfig, schedulerPath);
         }
 
         var vaeConfigPath = File.Exists(Sub("vae_decoder", "config.json")) ? Sub("vae_decoder", "config.json") : Sub("vae", "config.json");
         var vae = JsonConfig.Load(vaeConfigPath, "vae_decoder", required: false);
+        VaeScaleFactor = ModelConfigValidation.CheckVae(vae, LatentChannels);
         VaeScalingFactor = (float)vae.GetDouble("scaling_factor", 0.13025);
         VaeLatents = new VaeLatentScaling(VaeScalingFactor, ToSingle(vae.GetDoubleArray("latents_mean")), ToSingle(vae.GetDoubleArray("latents_std")));
         VaeForceUpcast = vae.GetBoolean("force_upcast", true);
         if (vae.GetInt32Array("block_out_channels") is { Length: > 0 } vaeBlocks)
         {
-            VaeScaleFactor = 1 << (vaeBlocks.Length - 1);
             VaeFirstChannels = vaeBlocks[0];
         }
 
         var unetConfig = JsonConfig.Load(Sub("unet", "config.json"), "unet", required: false);
         UNetConfig = unetConfig;
-        int downLevels = unetConfig.GetInt32Array("block_out_channels")?.Length ?? 3;
-        PixelMultiple = VaeScaleFactor * (1 << Math.Max(0, downLevels - 1));
-        DefaultImageSize = unetConfig.GetInt32("sample_size", 128) * VaeScaleFactor;
+        int downLevels = ModelConfigValidation.CheckUNet(unetConfig);
+        long pixelMultiple = (long)VaeScaleFactor << (downLevels - 1);
+        int sampleSize = unetConfig.GetInt32("sample_size", 128);
+        ModelConfigValidation.CheckSizes(unetConfig, vae, pixelMultiple, sampleSize, VaeScaleFactor);
+        PixelMultiple = (int)pixelMultiple;
+        DefaultImageSize = sampleSize * VaeScaleFactor;
 
         // Refuse, before any session exists, a folder whose sessions cannot fit in memory.
         var components = new List<string> { "text_encoder", "text_encoder_2", "unet", "vae_decoder" };
@@ -252,15 +286,25 @@ internal sealed class SdxlModelFolder : IDisposable
         if (hasTextEncoder1)
         {
             Tokenizer = LoadTokenizer("tokenizer");
+            ct.ThrowIfCancellationRequested();
             TextEncoder = Own(new TextEncoderModel("text_encoder", ModelFile("text_encoder"), options, requirePooled: false, residency, customize("text_encoder")));
         }
 
+        ct.ThrowIfCancellationRequested();
         Tokenizer2 = LoadTokenizer("tokenizer_2");
         TextEncoder2 = Own(new TextEncoderModel("text_encoder_2", ModelFile("text_encoder_2"), options, requirePooled: true, residency, customize("text_encoder_2")));
+        ct.ThrowIfCancellationRequested();
         UNet = Own(new UNetModel(ModelFile("unet"), options, residency, customize("unet")));
+        ct.ThrowIfCancellationRequested();
         VaeDecoder = Own(new VaeDecoderModel(ModelFile("vae_decoder"), options, residency));
+        if (vae.Path is not null)
+        {
+            VaeDecoder.CheckScaleFactor(VaeScaleFactor, LatentChannels, vae.Path);
+        }
+
         if (loadVaeEncoder && File.Exists(Sub("vae_encoder", "model.onnx")))
         {
+            ct.ThrowIfCancellationRequested();
             VaeEncoder = Own(new VaeEncoderModel(ModelFile("vae_encoder"), options, residency));
         }
 
@@ -319,7 +363,12 @@ internal sealed class SdxlModelFolder : IDisposable
     private string ModelFile(string component)
     {
         var path = Sub(component, "model.onnx");
-        if (!File.Exists(path))
+        if (System.IO.Directory.Exists(path))
+        {
+            throw new SdxlModelException($"{component}: '{path}' is a directory, not a model file.");
+        }
+
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null)
         {
             throw new SdxlModelException($"{component}: model file not found: '{path}'. Expected an SDXL ONNX folder as written by `optimum-cli export onnx --task stable-diffusion-xl`.");
         }

@@ -37,6 +37,41 @@ internal sealed class VaeDecoderModel : IDisposable
 
     public string Signature => _model.Signature;
 
+    /// <summary>
+    /// Decodes one latent cell and checks that the decoder makes <paramref name="expectedFactor"/> pixels of it, as
+    /// the VAE config's level count says, so a config from another VAE fails at build instead of after denoising.
+    /// Only where it is cheap and cannot mislead: CPU or CUDA, sessions kept loaded, dynamic latent sides; a decoder
+    /// that cannot run a 1×1 latent is not judged here (the size check in <c>Decode</c> remains).
+    /// </summary>
+    public void CheckScaleFactor(int expectedFactor, int latentChannels, string configPath)
+    {
+        var options = _model.Options;
+        if (options.MemoryMode != MemoryMode.KeepLoaded || _model.Provider is not (ExecutionProviderKind.Cpu or ExecutionProviderKind.Cuda)
+            || _input.Dimensions[2] > 0 || _input.Dimensions[3] > 0 || (_input.Dimensions[1] > 0 && _input.Dimensions[1] != latentChannels))
+        {
+            return;
+        }
+
+        long[] produced;
+        try
+        {
+            using var input = OnnxModel.CreateFloatTensor(_input, new float[latentChannels], [1, latentChannels, 1, 1]);
+            using var outputs = _model.Run(["latent_sample"], [input], _outputNames, null);
+            produced = OnnxModel.ShapeOf(outputs.First());
+        }
+        catch (SdxlModelException)
+        {
+            return;
+        }
+
+        if (produced.Length == 4 && (produced[2] != expectedFactor || produced[3] != expectedFactor))
+        {
+            throw new SdxlModelException(
+                $"vae_decoder: the decoder makes {produced[2]}x{produced[3]} pixels of one latent cell, but '{configPath}' (block_out_channels: "
+                + $"{System.Numerics.BitOperations.Log2((uint)expectedFactor) + 1} levels) says {expectedFactor}x{expectedFactor}. Is config.json from another VAE? File: '{_model.Path}'.");
+        }
+    }
+
     /// <summary>Whether the session is open (see <see cref="MemoryMode.LoadPerPhase"/>).</summary>
     public bool IsLoaded => _model.IsLoaded;
 
@@ -45,7 +80,24 @@ internal sealed class VaeDecoderModel : IDisposable
     {
         using var input = OnnxModel.CreateFloatTensor(_input, latents, shape);
         using var outputs = _model.Run(["latent_sample"], [input], _outputNames, runOptions);
-        OnnxModel.ReadFloat(outputs.First(), output);
+        var value = outputs.First();
+        var produced = OnnxModel.ShapeOf(value);
+        long count = 1;
+        foreach (var d in produced)
+        {
+            count *= d;
+        }
+
+        if (count != output.Length)
+        {
+            // The config's level count sets the pixels per latent cell; a decoder that scales otherwise belongs to
+            // another VAE than its config.json.
+            throw new SdxlModelException(
+                $"vae_decoder: decodes latents [{string.Join(", ", shape)}] to [{string.Join(", ", produced)}], but its config.json "
+                + $"(block_out_channels) predicts {output.Length} values, a factor {System.Math.Round(System.Math.Sqrt(output.Length / 3.0 / (shape[2] * shape[3])))} per latent cell. Is config.json from another VAE? File: '{_model.Path}'.");
+        }
+
+        OnnxModel.ReadFloat(value, output);
     }
 
     /// <summary>
@@ -106,6 +158,9 @@ internal sealed class VaeEncoderModel : IDisposable
 
     /// <summary>Whether the output holds distribution parameters (sampled on the host) rather than a sample.</summary>
     public bool OutputsParameters { get; }
+
+    /// <summary>The element type of the encoder's input (float32 or float16).</summary>
+    public TensorElementType FloatType => _input.ElementType;
 
     public string Signature => _model.Signature;
 

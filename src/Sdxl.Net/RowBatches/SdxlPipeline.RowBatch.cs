@@ -19,7 +19,7 @@ public sealed partial class SdxlPipeline
     /// <exception cref="ArgumentException">The request is invalid (as <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/> would report).</exception>
     public BatchShape? GetBatchShape(GenerationRequest request)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
         ArgumentNullException.ThrowIfNull(request);
         return ShapeOf(request, Validate(request));
     }
@@ -38,6 +38,7 @@ public sealed partial class SdxlPipeline
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public async Task<IReadOnlyList<BatchRowOutcome>> GenerateBatchAsync(IReadOnlyList<BatchRow> rows, CancellationToken cancellationToken = default)
     {
+        using var running = _lifetime.Enter(this);
         var plans = ValidateRows(rows);
         var outcomes = await Task.Run(() => GenerateRows(rows, plans, cancellationToken), cancellationToken).ConfigureAwait(false);
         for (int i = 0; i < outcomes.Count; i++)
@@ -62,6 +63,7 @@ public sealed partial class SdxlPipeline
     /// </summary>
     internal IReadOnlyList<BatchRowOutcome> GenerateBatchOnCallingThread(IReadOnlyList<BatchRow> rows, CancellationToken cancellationToken)
     {
+        using var running = _lifetime.Enter(this);
         var outcomes = GenerateRows(rows, ValidateRows(rows), cancellationToken);
         for (int i = 0; i < outcomes.Count; i++)
         {
@@ -80,8 +82,9 @@ public sealed partial class SdxlPipeline
     /// </summary>
     internal GenerationResult GenerateOnCallingThread(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
         ArgumentNullException.ThrowIfNull(request);
+        using var running = _lifetime.Enter(this);
         var result = Generate(request, Validate(request), progress, cancellationToken);
         progress?.Report(new GenerationProgress(GenerationPhase.Completed, 0, 0, result.Elapsed, TimeSpan.Zero));
         return result;
@@ -125,7 +128,7 @@ public sealed partial class SdxlPipeline
 
     private Plan[] ValidateRows(IReadOnlyList<BatchRow> rows)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_lifetime.IsClosed, this);
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Count == 0)
         {
@@ -222,7 +225,7 @@ public sealed partial class SdxlPipeline
         var r = row.Request;
         try
         {
-            ThrowIfNotFinite(group.Latents, "base UNet", _model.UNet.FloatType);
+            ThrowIfNotFinite(group.Latents, "base UNet", _model.UNet.FloatType, r, state.Scheduler!);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, row.CancellationToken);
             row.Progress?.Report(new GenerationProgress(GenerationPhase.Decoding, 0, 0, watch.Elapsed, null));
             var images = Decode(_model.VaeDecoder, _model.VaeLatents, _model.VaeScaleFactor, group.Latents, group.Images, lh, lw, r.Seeds, state.Seed,
@@ -253,6 +256,7 @@ public sealed partial class SdxlPipeline
         state.Seed = seed;
 
         state.SchedulerName = plan.SchedulerName;
+        state.Scheduler = plan.Scheduler;
         state.Row.Progress?.Report(new GenerationProgress(GenerationPhase.EncodingPrompts, 0, 0, TimeSpan.Zero, null));
         var notes = new List<TruncationNote>();
         var (positive, negative) = EncodePrompts(_model, r, cfg, notes, runOptions);
@@ -325,6 +329,8 @@ public sealed partial class SdxlPipeline
         public long? Seed { get; set; }
 
         public string SchedulerName { get; set; } = string.Empty;
+
+        public IScheduler? Scheduler { get; set; }
 
         public List<string> Warnings { get; } = [];
     }

@@ -28,6 +28,12 @@ public sealed record ExecutionProviderOptions
     /// <summary>Intra-op threads for the CPU provider; 0 lets ONNX Runtime choose.</summary>
     public int IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// The most intra-op threads accepted (256): more than any machine's useful parallelism for one model run;
+    /// thousands of threads make ONNX Runtime spend minutes per image on scheduling alone.
+    /// </summary>
+    public const int MaxIntraOpThreads = 256;
+
     /// <summary>Whether the CPU memory arena is enabled (faster; holds on to memory between runs).</summary>
     public bool EnableCpuMemoryArena { get; init; } = true;
 

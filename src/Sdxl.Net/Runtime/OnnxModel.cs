@@ -117,25 +117,23 @@ internal sealed class OnnxModel : IDisposable
     /// Takes the session for a series of runs (opening it first when its phase is not resident); the session stays
     /// open until the lease is disposed.
     /// </summary>
+    /// <remarks>
+    /// Every mode counts leases, so <see cref="Dispose"/> never frees a session under a running call: it closes the
+    /// session at once when no lease holds it, else when the last lease is returned.
+    /// </remarks>
     public SessionLease Acquire()
     {
-        if (_residency is null)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return new SessionLease(this, _session!, counted: false);
-        }
-
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_session is null)
             {
-                _residency.ReleaseOtherPhases(this);
+                _residency!.ReleaseOtherPhases(this);
                 _session = SessionFactory.Create(Path, Component, _options, out _, _customization);
             }
 
             _leases++;
-            return new SessionLease(this, _session, counted: true);
+            return new SessionLease(this, _session);
         }
     }
 
@@ -194,13 +192,17 @@ internal sealed class OnnxModel : IDisposable
         }
     }
 
+    /// <summary>Closes the session now, or when the last lease is returned if a call still uses it.</summary>
     public void Dispose()
     {
         lock (_gate)
         {
             _disposed = true;
-            _session?.Dispose();
-            _session = null;
+            if (_leases == 0)
+            {
+                _session?.Dispose();
+                _session = null;
+            }
         }
     }
 
@@ -219,6 +221,12 @@ internal sealed class OnnxModel : IDisposable
         lock (_gate)
         {
             _leases--;
+            if (_disposed && _leases == 0)
+            {
+                // Disposed while a call held the session: the last call out closes it.
+                _session?.Dispose();
+                _session = null;
+            }
         }
     }
 
@@ -383,23 +391,15 @@ internal sealed class OnnxModel : IDisposable
     internal readonly struct SessionLease : IDisposable
     {
         private readonly OnnxModel _owner;
-        private readonly bool _counted;
 
-        internal SessionLease(OnnxModel owner, InferenceSession session, bool counted)
+        internal SessionLease(OnnxModel owner, InferenceSession session)
         {
             _owner = owner;
             Session = session;
-            _counted = counted;
         }
 
         public InferenceSession Session { get; }
 
-        public void Dispose()
-        {
-            if (_counted)
-            {
-                _owner.ReturnLease();
-            }
-        }
+        public void Dispose() => _owner?.ReturnLease();
     }
 }

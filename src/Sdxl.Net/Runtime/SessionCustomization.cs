@@ -35,12 +35,54 @@ internal sealed class SessionCustomization
     /// <summary>Whether weight pre-packing is disabled.</summary>
     public bool DisablePrepacking { get; }
 
+    /// <summary>
+    /// Caps graph optimization at <see cref="GraphOptimizationLevel.ORT_ENABLE_EXTENDED"/>. ONNX Runtime's layout
+    /// optimizations (level ALL: the CPU's NCHWc convolution kernels) reorder Conv weights from the model's original
+    /// initializer and ignore an override of it (measured: an overridden Conv weight left the output unchanged), so a
+    /// customization that overrides Conv weights sets this.
+    /// </summary>
+    public bool CapAtExtendedOptimization { get; init; }
+
     /// <summary>Whether this changes nothing.</summary>
-    public bool IsEmpty => InitializerOverrides.Count == 0 && !DisablePrepacking;
+    public bool IsEmpty => InitializerOverrides.Count == 0 && !DisablePrepacking && !CapAtExtendedOptimization;
+
+    /// <summary>
+    /// Both customizations at once (e.g. textual-inversion rows and LoRA deltas on one text encoder); <see langword="null"/>
+    /// when both are.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Both replace the same initializer.</exception>
+    public static SessionCustomization? Combine(SessionCustomization? first, SessionCustomization? second)
+    {
+        if (first is null || second is null)
+        {
+            return first ?? second;
+        }
+
+        var overrides = new List<KeyValuePair<string, OrtValue>>(first.InitializerOverrides);
+        foreach (var o in second.InitializerOverrides)
+        {
+            if (overrides.Exists(p => p.Key == o.Key))
+            {
+                throw new InvalidOperationException($"Two weights overlays replace initializer '{o.Key}'.");
+            }
+
+            overrides.Add(o);
+        }
+
+        return new SessionCustomization(overrides, first.DisablePrepacking || second.DisablePrepacking)
+        {
+            CapAtExtendedOptimization = first.CapAtExtendedOptimization || second.CapAtExtendedOptimization,
+        };
+    }
 
     /// <summary>Applies the customization to options about to create a session.</summary>
     internal void ApplyTo(SessionOptions options)
     {
+        if (CapAtExtendedOptimization && options.GraphOptimizationLevel > GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        {
+            options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
+        }
+
         if (DisablePrepacking)
         {
             options.AddSessionConfigEntry("session.disable_prepacking", "1");

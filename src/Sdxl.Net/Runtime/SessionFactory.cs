@@ -14,9 +14,20 @@ internal static class SessionFactory
     public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider,
         SessionCustomization? customization = null)
     {
-        if (!File.Exists(modelPath))
+        if (!File.Exists(modelPath) && new FileInfo(modelPath).LinkTarget is null)
         {
             throw new SdxlModelException($"{component}: model file not found: '{modelPath}'.");
+        }
+
+        NativeRuntime.EnsureLoaded();
+        // Opened here first so that an unreadable file or a symbolic-link loop is named in words, not as ONNX
+        // Runtime's "system error number 13"; likewise the external weights optimum writes next to large models.
+        OrtLogging.Route(null);
+        FileAccessCheck.EnsureReadable(modelPath, component);
+        var externalData = modelPath + "_data";
+        if (File.Exists(externalData) || new FileInfo(externalData).LinkTarget is not null)
+        {
+            FileAccessCheck.EnsureReadable(externalData, component);
         }
 
         var kinds = new List<ExecutionProviderKind> { options.Kind };
@@ -56,7 +67,13 @@ internal static class SessionFactory
             }
             catch (OnnxRuntimeException e)
             {
-                throw new SdxlModelException($"{component}: ONNX Runtime cannot load '{modelPath}': {FirstLine(e.Message)}", e);
+                throw new SdxlModelException($"{component}: ONNX Runtime cannot load '{modelPath}': {FileAccessCheck.Translate(FirstLine(e.Message))}", e);
+            }
+            catch (KeyNotFoundException e)
+            {
+                // ONNX Runtime's managed wrapper throws this when the native error code is one it has no name for
+                // (seen with unreadable or truncated external data): still a model that cannot be loaded.
+                throw new SdxlModelException($"{component}: ONNX Runtime cannot load '{modelPath}' (or its external data '{Path.GetFileName(externalData)}'): the native loader failed with an error it does not name.", e);
             }
             finally
             {

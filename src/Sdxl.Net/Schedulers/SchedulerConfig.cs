@@ -117,6 +117,32 @@ public sealed class SchedulerConfig
         return new SchedulerConfig(values);
     }
 
+    /// <summary>
+    /// The entries of this configuration that differ from <paramref name="original"/>: changed or added keys with
+    /// their values, removed keys as <see langword="null"/> (what <c>ConfigureScheduler</c> did to a folder's config).
+    /// </summary>
+    internal SortedDictionary<string, JsonNode?> ChangesFrom(SchedulerConfig original)
+    {
+        var changes = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal);
+        foreach (var (key, value) in _values)
+        {
+            if (!original._values.TryGetValue(key, out var before) || !JsonNode.DeepEquals(value, before))
+            {
+                changes[key] = value?.DeepClone();
+            }
+        }
+
+        foreach (var key in original._values.Keys)
+        {
+            if (!_values.ContainsKey(key))
+            {
+                changes[key] = null;
+            }
+        }
+
+        return changes;
+    }
+
     /// <summary>Whether <paramref name="key"/> is present with a non-null value.</summary>
     public bool Has(string key) => _values.TryGetValue(key, out var v) && v is not null;
 

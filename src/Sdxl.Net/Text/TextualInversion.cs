@@ -117,13 +117,21 @@ internal sealed class TextualInversions : IDisposable
     public IReadOnlyList<AppliedEmbedding> Applied => Items.Select(e => new AppliedEmbedding(e.Token, System.IO.Path.GetFileName(e.Path), e.Vectors)).ToArray();
 
     /// <summary>Opens a model folder whose text encoders carry <paramref name="references"/>' rows (none: a plain open).</summary>
-    public static SdxlModelFolder OpenFolder(string directory, ExecutionProviderOptions options, IReadOnlyList<EmbeddingReference> references, bool loadVaeEncoder = true)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="options">The execution provider.</param>
+    /// <param name="references">The embeddings.</param>
+    /// <param name="loadVaeEncoder">Whether to open vae_encoder/.</param>
+    /// <param name="customize">Other weights overlays of the folder's sessions (LoRA adapters), combined with the embeddings'.</param>
+    /// <param name="cancellationToken">Checked between components.</param>
+    public static SdxlModelFolder OpenFolder(string directory, ExecutionProviderOptions options, IReadOnlyList<EmbeddingReference> references, bool loadVaeEncoder = true,
+        Func<string, SessionCustomization?>? customize = null, CancellationToken cancellationToken = default)
     {
         var embeddings = Directory.Exists(directory) ? Create(directory, references) : null;
         SdxlModelFolder folder;
         try
         {
-            folder = SdxlModelFolder.Open(directory, options, loadVaeEncoder, embeddings is null ? null : embeddings.Customize);
+            folder = SdxlModelFolder.Open(directory, options, loadVaeEncoder,
+                embeddings is null && customize is null ? null : c => SessionCustomization.Combine(embeddings?.Customize(c), customize?.Invoke(c)), cancellationToken);
         }
         catch
         {

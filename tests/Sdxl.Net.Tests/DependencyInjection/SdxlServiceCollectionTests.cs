@@ -1,4 +1,7 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Sdxl.Cli;
 using Sdxl.Net.DependencyInjection;
 using Sdxl.Net.Imaging;
@@ -47,10 +50,65 @@ public sealed class SdxlServiceCollectionTests
         var services = new ServiceCollection();
         services.AddSdxl(o => { o.ModelPath = null; o.Device = "tpu"; });
         using var provider = services.BuildServiceProvider();
-        var e = Assert.Throws<SdxlOptionsException>(() => provider.GetRequiredService<SdxlPipeline>());
-        Assert.Contains("Sdxl:ModelPath is required", e.Message);
-        Assert.Contains("Sdxl:Device", e.Message);
-        Assert.Equal(2, e.Errors.Count);
+        var e = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<SdxlPipeline>());
+        Assert.Contains(e.Failures, f => f.Contains("Sdxl:ModelPath is required", StringComparison.Ordinal));
+        Assert.Contains(e.Failures, f => f.Contains("Sdxl:Device", StringComparison.Ordinal));
+        Assert.Equal(2, e.Failures.Count());
+    }
+
+    [Fact]
+    public void Options_are_validated_at_start_by_name()
+    {
+        var services = new ServiceCollection();
+        services.AddKeyedSdxl("turbo", o => o.ModelPath = "/no/such/folder");
+        using var provider = services.BuildServiceProvider();
+
+        // What the generic host runs in StartAsync for ValidateOnStart.
+        var e = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Equal("turbo", e.OptionsName);
+        Assert.Contains("Sdxl[turbo]:ModelPath '/no/such/folder' does not exist", e.Message);
+    }
+
+    [Fact]
+    public void Configuration_binds_and_relative_paths_start_at_the_content_root()
+    {
+        var model = SyntheticModels.Get();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Sdxl:ModelPath"] = Path.GetFileName(model),          // relative to the content root below
+            ["Sdxl:Scheduler"] = "euler-a",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddSingleton<IHostEnvironment>(new ContentRoot(Path.GetDirectoryName(model)!));
+        services.AddSdxl(configuration.GetSection("Sdxl"));
+        using var provider = services.BuildServiceProvider();
+        provider.GetRequiredService<IStartupValidator>().Validate();
+        Assert.Equal("euler-a", provider.GetRequiredService<SdxlPipeline>().Scheduler.Name);
+    }
+
+    [Fact]
+    public async Task BuildOnStart_builds_the_pipeline_when_the_host_starts()
+    {
+        int built = 0;
+        var services = new ServiceCollection();
+        services.AddSdxl(o => { o.ModelPath = SyntheticModels.Get(); o.BuildOnStart = true; }, (_, _) => built++);
+        services.AddKeyedSdxl("lazy", o => o.ModelPath = SyntheticModels.Get(), (_, _) => built += 10);
+        await using var provider = services.BuildServiceProvider();
+        Assert.Equal(0, built);
+        foreach (var hosted in provider.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(CancellationToken.None);
+        }
+
+        Assert.Equal(1, built);   // the BuildOnStart pipeline, not the lazy one
+    }
+
+    private sealed class ContentRoot(string path) : IHostEnvironment
+    {
+        public string EnvironmentName { get; set; } = "Test";
+        public string ApplicationName { get; set; } = "Test";
+        public string ContentRootPath { get; set; } = path;
+        public Microsoft.Extensions.FileProviders.IFileProvider ContentRootFileProvider { get; set; } = null!;
     }
 
     [Fact]

@@ -95,7 +95,7 @@ public sealed class SeedAndRecipeTests
             }
 
             var parameters = a.Metadata.GetPngMetadata().TextData.Single(t => t.Keyword == ImageRecipe.ParametersKeyword).Value;
-            Assert.StartsWith("a castle\nNegative prompt: fog\nSteps: 5, Sampler: dpmpp-2m-karras, CFG scale: 4.5, Seed: 2024, Size: 64x48", parameters);
+            Assert.StartsWith("a castle\nNegative prompt: fog\nSteps: 5, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 4.5, Seed: 2024, Size: 64x48", parameters);
         }
         finally
         {

@@ -28,7 +28,7 @@ public sealed class CliFailureTests
         { "option without value", Usage, "--seed needs a value", "generate {base} --seed" },
         { "missing --model", Usage, "--model is required", "generate --prompt x --steps 2 --guidance 5 --output {out}/a.png" },
         { "model folder missing", Usage, "--model: folder not found", "generate --model {out}/nope --prompt x --steps 2 --guidance 5 --output {out}/a.png" },
-        { "missing --steps", Usage, "--steps is required", "generate --model {model} --prompt x --guidance 5 --output {out}/a.png" },
+        { "missing --prompt", Usage, "--prompt is required", "generate --model {model} --steps 2 --output {out}/a.png" },
         { "width not a number", Usage, "--width must be an integer from 1 to 65536; got 'wide'", "generate {base} --width wide --height 64" },
         { "width not a model multiple", Usage, "Width must be a multiple of 16", "generate {base} --width 70 --height 64" },
         { "width absurd (memory guard)", Usage, "activation memory", "generate {base} --width 4096 --height 4096 --batch 8" },
@@ -42,7 +42,7 @@ public sealed class CliFailureTests
         { "bad crop syntax", Usage, "--crop must be TOP,LEFT", "generate {base} --crop -1,0" },
         { "unknown scheduler", Usage, "Unknown scheduler 'euler-fancy'", "generate {base} --scheduler euler-fancy" },
         { "unknown device", Usage, "--device:", "generate {base} --device quantum" },
-        { "output extension", Usage, "--output must end in .png or .npy", "generate --model {model} --prompt x --steps 2 --guidance 5 --output {out}/a.jpg" },
+        { "output extension", Usage, "--output must end in .png, .jpg, .jpeg, .webp or .npy", "generate --model {model} --prompt x --steps 2 --guidance 5 --output {out}/a.gif" },
         { "output parent is a file", Usage, "--output: directory does not exist", "generate --model {model} --prompt x --steps 2 --guidance 5 --output {files}/blocker/a.png" },
         { "output directory missing", Usage, "--output: directory does not exist", "generate --model {model} --prompt x --steps 2 --guidance 5 --output {out}/missing/a.png" },
         { "strength on generate", Usage, "belong to the img2img and inpaint commands", "generate {base} --strength 0.5" },
@@ -125,7 +125,7 @@ public sealed class CliFailureTests
         var stderr = new StringWriter();
         int exit = await CliApp.RunAsync(text.Split(' '), stdout, stderr);
 
-        // Progress lines (phase names, on a carriage-returned line) are not messages.
+        // Progress lines (starting with a phase name) are not messages.
         var lines = stderr.ToString().Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(l => !Enum.GetNames<GenerationPhase>().Any(p => l.StartsWith(p + " ", StringComparison.Ordinal)))
             .ToList();

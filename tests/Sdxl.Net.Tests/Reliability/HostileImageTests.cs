@@ -220,7 +220,7 @@ public sealed class HostileImageTests
         Assert.True(e.Message.Contains(message, StringComparison.Ordinal), $"{what}: {e.Message}");
     }
 
-    private static uint Crc32(ReadOnlySpan<byte> data)
+    internal static uint Crc32(ReadOnlySpan<byte> data)
     {
         uint crc = 0xFFFF_FFFF;
         foreach (var b in data)

@@ -56,6 +56,13 @@ public sealed class RequestValidationTests(SyntheticPipelineFixture fixture) : I
             { "latents wrong length", t with { InitialLatents = new float[100] }, "InitialLatents", "expected [1, 4, 8, 8] = 256" },
             { "latents NaN", t with { InitialLatents = WithValue(256, 17, float.NaN) }, "InitialLatents", "non-finite value (NaN) at index 17" },
             { "latents infinite", t with { InitialLatents = WithValue(256, 3, float.NegativeInfinity) }, "InitialLatents", "at index 3" },
+            { "latents of absurd magnitude", t with { InitialLatents = WithValue(256, 5, 1e30f) }, "InitialLatents", "InitialLatents[5] is 1E+30" },
+            { "latents just above the magnitude bound", t with { InitialLatents = WithValue(256, 0, -10001f) }, "InitialLatents", "±10000" },
+            { "prompt of NULs only", t with { Prompt = "\0\0\0" }, "Prompt", "only of control characters" },
+            { "prompt of control characters and spaces", t with { Prompt = "\u0001 \u001b\u007f " }, "Prompt", "only of control characters" },
+            { "negative prompt of NULs only", t with { NegativePrompt = "\0" }, "NegativePrompt", "only of control characters" },
+            { "prompt with a lone high surrogate", t with { Prompt = "a cat \uD83D" }, "Prompt", "lone UTF-16 surrogate (U+D83D) at index 6" },
+            { "prompt-2 with a lone low surrogate", t with { Prompt2 = "\uDE00 dog" }, "Prompt2", "lone UTF-16 surrogate (U+DE00) at index 0" },
             { "latents with image", t with { Image = Image64, InitialLatents = new float[256] }, "InitialLatents", "cannot be combined with Image" },
             { "mask without image", t with { Mask = Image64 }, "Mask", "Mask needs Image" },
             { "mask size differs from image", t with { Image = Image64, Mask = Image48, Width = null, Height = null }, "Mask", "Mask is 48x64 but Image is 64x64" },
@@ -83,6 +90,32 @@ public sealed class RequestValidationTests(SyntheticPipelineFixture fixture) : I
         var result = await fixture.Pipeline.GenerateAsync(Faults.Tiny());
         Assert.Single(result.Images);
         Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task Valid_surrogate_pairs_embedded_controls_and_latents_at_the_bound_are_accepted()
+    {
+        // The neighbours of the rejected cases: an emoji is a valid surrogate pair, a tab inside text is ordinary, and
+        // latents of exactly ±1e4 are within the documented bound.
+        var latents = new float[256];
+        latents[0] = 1e4f;
+        latents[1] = -1e4f;
+        var result = await fixture.Pipeline.GenerateAsync(Faults.Tiny() with { Prompt = "a cat \U0001F600\tin the rain", NegativePrompt = "blur\0ry", InitialLatents = latents });
+        Assert.Single(result.Images);
+    }
+
+    [Theory]
+    [InlineData(1, true, 2560)]
+    [InlineData(2, true, 2080)]
+    [InlineData(4, true, 1696)]
+    [InlineData(8, true, 1344)]
+    [InlineData(1, false, 3104)]
+    public void Largest_square_sizes_stated_in_getting_started_are_the_guards(int batch, bool guidance, int side)
+    {
+        // docs/getting-started.md states these limits; the guard must accept each and refuse the next multiple of 32.
+        static bool Accepted(int b, bool g, int s) => RequestValidation.EstimateActivationBytes(b, g, s / 8, s / 8) <= RequestValidation.MaxActivationBytes;
+        Assert.True(Accepted(batch, guidance, side));
+        Assert.False(Accepted(batch, guidance, side + 32));
     }
 
     [Fact]

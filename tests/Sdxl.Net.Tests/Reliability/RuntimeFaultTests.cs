@@ -6,6 +6,11 @@ using Sdxl.Net.Synthetic;
 namespace Sdxl.Net.Tests.Reliability;
 
 /// <summary>Cancellation at every phase, numeric faults and native memory over repeated cancellation.</summary>
+/// <remarks>
+/// Runs alone: the memory test reads the process's resident size, which tests creating sessions in parallel (LoRA
+/// adapter sets, model loading) would grow by tens of MiB.
+/// </remarks>
+[Collection(ProcessMemoryCollection.Name)]
 public sealed class CancellationTests(SyntheticPipelineFixture fixture) : IClassFixture<SyntheticPipelineFixture>
 {
     [Fact]
@@ -156,6 +161,31 @@ public sealed class NumericFaultTests
     }
 
     [Fact]
+    public async Task Nan_diagnosis_names_the_causes_that_remain_after_validation()
+    {
+        // A custom scheduler producing NaN at high guidance: both are named, the validated configuration is ruled out.
+        var scheduler = new TamperingScheduler(new EulerDiscreteScheduler(SchedulerConfig.SdxlBase), (_, sample) => sample[1] = float.NaN);
+        using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get()).WithScheduler(scheduler).Build();
+        var e = await Assert.ThrowsAsync<SdxlNumericException>(() => pipeline.GenerateAsync(Faults.Tiny() with { GuidanceScale = 30 }));
+        Assert.Contains("custom IScheduler", e.Message);
+        Assert.Contains("GuidanceScale 30 is far above", e.Message);
+        Assert.Contains("validated and are not the cause", e.Message);
+
+        // A float32 VAE fed extreme latents: the message does not blame an fp16 VAE it does not have.
+        var extreme = new TamperingScheduler(new EulerDiscreteScheduler(SchedulerConfig.SdxlBase), (step, sample) =>
+        {
+            if (step == 2)
+            {
+                sample.Fill(3e37f);
+            }
+        });
+        using var fp32 = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get()).WithScheduler(extreme).Build();
+        var vae = await Assert.ThrowsAsync<SdxlNumericException>(() => fp32.GenerateAsync(Faults.Tiny()));
+        Assert.Contains("runs in float32", vae.Message);
+        Assert.DoesNotContain("fp16 SDXL VAE", vae.Message);
+    }
+
+    [Fact]
     public async Task Untampered_fp16_model_generates_finite_images()
     {
         var scheduler = new TamperingScheduler(new EulerDiscreteScheduler(SchedulerConfig.SdxlBase), (_, _) => { });
@@ -163,4 +193,11 @@ public sealed class NumericFaultTests
         var result = await pipeline.GenerateAsync(Faults.Tiny());
         Assert.All(result.Images[0].Pixels.ToArray(), v => Assert.True(float.IsFinite(v)));
     }
+}
+
+/// <summary>Tests that measure the process's memory, run after and apart from every parallel test.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessMemoryCollection
+{
+    public const string Name = "Process memory";
 }

@@ -1,0 +1,83 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Sdxl.Net.Runtime;
+
+/// <summary>
+/// Operating-system errors named in words. ONNX Runtime reports a file it cannot open as "system error number 13";
+/// the files are therefore opened here first, and any number left in a native message is translated.
+/// </summary>
+internal static partial class FileAccessCheck
+{
+    /// <summary>The POSIX error numbers a model load meets (Linux values), in words.</summary>
+    private static readonly Dictionary<int, string> Words = new()
+    {
+        [1] = "operation not permitted",
+        [2] = "no such file or directory",
+        [5] = "input/output error",
+        [12] = "out of memory",
+        [13] = "permission denied",
+        [20] = "a path component is not a directory",
+        [21] = "is a directory",
+        [23] = "too many open files in the system",
+        [24] = "too many open files",
+        [27] = "file too large",
+        [28] = "no space left on device",
+        [36] = "file name too long",
+        [40] = "too many levels of symbolic links",
+    };
+
+    /// <summary>The words for a POSIX error number, e.g. 13 → "permission denied".</summary>
+    public static string Describe(int errno) =>
+        Words.TryGetValue(errno, out var words) ? words : "system error " + errno.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Replaces "system error number N" (ONNX Runtime's wording) by the error's name.</summary>
+    public static string Translate(string message) =>
+        SystemErrorNumber().Replace(message, m => Describe(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)));
+
+    /// <summary>
+    /// Opens <paramref name="path"/> for reading and closes it, so that a missing, unreadable, looping or non-file
+    /// path is reported by name and in words before a native loader meets it.
+    /// </summary>
+    /// <exception cref="SdxlModelException">The file cannot be read; the message says why.</exception>
+    public static void EnsureReadable(string path, string component)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                throw new SdxlModelException($"{component}: '{path}' is a directory, not a model file.");
+            }
+
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SdxlModelException($"{component}: cannot read '{path}': {Reason(e)}.", e);
+        }
+    }
+
+    /// <summary>Why an I/O call failed, in words ("permission denied", "too many levels of symbolic links", ...).</summary>
+    public static string Reason(Exception e)
+    {
+        if (e is UnauthorizedAccessException)
+        {
+            return Words[13];
+        }
+
+        if (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Words[2];
+        }
+
+        // On Unix .NET puts strerror's text in the message ("Too many levels of symbolic links : 'path'"); keep the
+        // reason without the repeated path.
+        var message = e.Message;
+        int quote = message.IndexOf(" : '", StringComparison.Ordinal);
+        var reason = (quote > 0 ? message[..quote] : message).Trim().TrimEnd('.');
+        return reason.Length > 0 ? char.ToLowerInvariant(reason[0]) + reason[1..] : "unknown error";
+    }
+
+    [GeneratedRegex(@"system error number (\d+)")]
+    private static partial Regex SystemErrorNumber();
+}
