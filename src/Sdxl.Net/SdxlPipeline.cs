@@ -27,7 +27,7 @@ namespace Sdxl.Net;
 /// every native session: disposing cancels the generations still running and waits for them first, so it is safe
 /// at any moment (a host disposing a singleton pipeline at shutdown with requests in flight).
 /// </remarks>
-public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
+public sealed partial class SdxlPipeline : IDisposable, IAsyncDisposable
 {
     private readonly SdxlPipelineSettings _settings;
     private readonly SdxlModelFolder _model;
@@ -357,23 +357,7 @@ public sealed class SdxlPipeline : IDisposable, IAsyncDisposable
         var mode = r.Image is null ? GenerationMode.TextToImage : r.Mask is null ? GenerationMode.ImageToImage : GenerationMode.Inpainting;
 
         // Randomness: one torch-compatible generator for the run, or one per image (diffusers' generator list).
-        long? seed = null;
-        IRandomSource random;
-        if (r.Seeds is { } seeds)
-        {
-            var sources = new IRandomSource[seeds.Count];
-            for (int i = 0; i < sources.Length; i++)
-            {
-                sources[i] = _settings.RandomSourceFactory(seeds[i]);
-            }
-
-            random = new PerImageRandomSource(sources);
-        }
-        else
-        {
-            seed = r.Seed ?? Random.Shared.NextInt64(0, 1L << 53);
-            random = _settings.RandomSourceFactory(seed.Value);
-        }
+        var random = CreateRandomSource(r, out long? seed);
 
         // LoRA adapters: the base sessions, or sessions with the request's adapter set merged in (held for the run).
         if (r.Loras is { Count: > 0 } && r.ControlImages is { Count: > 0 } && _model.ControlNetUNet is not null)

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text;
 using Sdxl.Net.Synthetic;
 using Sdxl.Net.Tests.Synthetic;
@@ -21,8 +20,8 @@ public sealed class AspNetApiTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         SyntheticSdxlModel.Write(_model.Path);
-        int port = FreePort();
-        var dll = SampleAssembly("AspNetApi");
+        int port = SampleProcess.FreePort();
+        var dll = SampleProcess.SampleAssembly("AspNetApi");
         var start = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
@@ -177,28 +176,5 @@ public sealed class AspNetApiTests : IAsyncLifetime
                 _output.AppendLine(line);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>The sample's own build output, in the configuration the tests were built in.</summary>
-    private static string SampleAssembly(string name)
-    {
-        var output = new DirectoryInfo(AppContext.BaseDirectory);
-        string framework = output.Name, configuration = output.Parent!.Name;
-        var root = output;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Sdxl.Net.sln")))
-        {
-            root = root.Parent;
-        }
-
-        var dll = Path.Combine(root?.FullName ?? throw new DirectoryNotFoundException("Sdxl.Net.sln not found above the test output."),
-            "samples", name, "bin", configuration, framework, name + ".dll");
-        return File.Exists(dll) ? dll : throw new FileNotFoundException($"Build samples/{name} first; expected {dll}.", dll);
     }
 }
