@@ -38,10 +38,19 @@ internal static class OrtLogging
             }
 
             _attempted = true;
-            if (OrtEnv.IsCreated)
+            try
             {
-                // The host configured ONNX Runtime itself; its choice of logging stands.
-                return;
+                if (OrtEnv.IsCreated)
+                {
+                    // The host configured ONNX Runtime itself; its choice of logging stands.
+                    return;
+                }
+            }
+            catch (Exception e) when (NativeRuntime.IsMissingNativeLibrary(e))
+            {
+                // Creating the environment loads the native library: when it is missing, say which package brings it.
+                _attempted = false;
+                throw NativeRuntime.Missing(e);
             }
 
             var options = new EnvironmentCreationOptions
@@ -58,6 +67,11 @@ internal static class OrtLogging
             catch (OnnxRuntimeException)
             {
                 // Created concurrently by other code between the check and here: nothing to route.
+            }
+            catch (Exception e) when (NativeRuntime.IsMissingNativeLibrary(e))
+            {
+                _attempted = false;
+                throw NativeRuntime.Missing(e);
             }
         }
     }
