@@ -382,18 +382,7 @@ public sealed partial class SdxlPipeline : IDisposable, IAsyncDisposable
 
         // 2. Micro-conditioning. The text-to-image pipeline lays time_ids out as cat([neg, pos]).repeat(B); the
         //    image-to-image and inpainting pipelines repeat each part first.
-        var conditioning = ResolveConditioning(r, width, height, isRefiner: false);
-        bool baseLayout = mode == GenerationMode.TextToImage && !_model.RequiresAestheticsScore;
-        var (posIds, negIds) = baseLayout
-            ? TimeIds.ForBase(conditioning, width, height)
-            : TimeIds.ForImageToImage(conditioning, width, height, _model.RequiresAestheticsScore);
-        var cond = new DenoisingConditioning(
-            Batching.NegativeThenPositive(negative.Hidden, positive.Hidden, batch, cfg),
-            positive.SequenceLength,
-            positive.HiddenSize,
-            Batching.NegativeThenPositive(negative.Pooled, positive.Pooled, batch, cfg),
-            baseLayout ? Batching.BaseTimeIds(negIds, posIds, batch, cfg) : Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
-            posIds.Length);
+        var cond = BaseConditioning(r, width, height, positive, negative, batch, cfg, textToImage: mode == GenerationMode.TextToImage);
 
         // 3. Schedule: the full schedule, or diffusers' strength window for image inputs.
         //    A custom timesteps/sigmas list sets the step count (diffusers' retrieve_timesteps).
@@ -721,6 +710,28 @@ public sealed partial class SdxlPipeline : IDisposable, IAsyncDisposable
         StepReporter.For(progress, phase, watch, r.Preview, _previewDecoders, runOptions, order) is { } reporter
             ? extensions with { Observers = [.. extensions.Observers, reporter] }
             : extensions;
+
+    /// <summary>
+    /// The CFG-batched conditioning of a base-model run: token and pooled embeddings [negative × B, positive × B] and
+    /// time_ids in diffusers' row layout — <c>cat([neg, pos]).repeat(B)</c> in the text-to-image pipeline, each part
+    /// repeated first in the image-to-image and inpainting pipelines (and for refiner-style aesthetic-score UNets).
+    /// </summary>
+    private DenoisingConditioning BaseConditioning(GenerationRequest r, int width, int height, PromptEmbedding positive, PromptEmbedding negative,
+        int batch, bool cfg, bool textToImage)
+    {
+        var conditioning = ResolveConditioning(r, width, height, isRefiner: false);
+        bool baseLayout = textToImage && !_model.RequiresAestheticsScore;
+        var (posIds, negIds) = baseLayout
+            ? TimeIds.ForBase(conditioning, width, height)
+            : TimeIds.ForImageToImage(conditioning, width, height, _model.RequiresAestheticsScore);
+        return new DenoisingConditioning(
+            Batching.NegativeThenPositive(negative.Hidden, positive.Hidden, batch, cfg),
+            positive.SequenceLength,
+            positive.HiddenSize,
+            Batching.NegativeThenPositive(negative.Pooled, positive.Pooled, batch, cfg),
+            baseLayout ? Batching.BaseTimeIds(negIds, posIds, batch, cfg) : Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
+            posIds.Length);
+    }
 
     private MicroConditioning ResolveConditioning(GenerationRequest r, int width, int height, bool isRefiner)
     {

@@ -265,18 +265,7 @@ public sealed partial class SdxlPipeline
             state.Warnings.Add($"The prompt for {n.Tokenizer} has {n.TokenCount} tokens; only the first {n.KeptTokenCount} were used (CLIP reads at most 75): \"{n.Text}\".");
         }
 
-        var conditioning = ResolveConditioning(r, width, height, isRefiner: false);
-        bool baseLayout = !_model.RequiresAestheticsScore;
-        var (posIds, negIds) = baseLayout
-            ? TimeIds.ForBase(conditioning, width, height)
-            : TimeIds.ForImageToImage(conditioning, width, height, _model.RequiresAestheticsScore);
-        var cond = new DenoisingConditioning(
-            Batching.NegativeThenPositive(negative.Hidden, positive.Hidden, batch, cfg),
-            positive.SequenceLength,
-            positive.HiddenSize,
-            Batching.NegativeThenPositive(negative.Pooled, positive.Pooled, batch, cfg),
-            baseLayout ? Batching.BaseTimeIds(negIds, posIds, batch, cfg) : Batching.NegativeThenPositive(negIds, posIds, batch, cfg),
-            posIds.Length);
+        var cond = BaseConditioning(r, width, height, positive, negative, batch, cfg, textToImage: true);
 
         var run = plan.Scheduler.CreateRun(r.Steps);
         run.SetBeginIndex(0);

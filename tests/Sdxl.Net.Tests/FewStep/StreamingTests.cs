@@ -40,10 +40,20 @@ public sealed class StreamingTests
         using var pipeline = SdxlPipeline.CreateBuilder().WithModel(SyntheticModels.Get()).Build();
         const int total = 1000;
         int stepsRun = 0;
-        var request = Request(total) with { Scheduler = "euler", StepEnd = _ => Interlocked.Increment(ref stepsRun) };
+        // Each step takes at least 5 ms, so the generation is still running when a consumer starved by a loaded machine
+        // reads step 2 (the tiny model alone could finish all 1000 steps before that).
+        var request = Request(total) with
+        {
+            Scheduler = "euler",
+            StepEnd = _ =>
+            {
+                Interlocked.Increment(ref stepsRun);
+                Thread.Sleep(5);
+            },
+        };
         await foreach (var update in pipeline.GenerateStreamingAsync(request))
         {
-            if (update.Progress is { Step: 2 })
+            if (update.Progress is { Phase: GenerationPhase.Denoising, Step: >= 2 })
             {
                 break;
             }
