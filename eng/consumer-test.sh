@@ -54,7 +54,7 @@ build_app() {
 
 # resolved NAME ID: the version of package ID that app NAME restored.
 resolved() {
-  grep -o "\"$2/[^\"]*\"" "$work/$1/obj/project.assets.json" | head -n 1 | sed 's|.*/\(.*\)"|\1|'
+  grep -m 1 -o "\"$2/[^\"]*\"" "$work/$1/obj/project.assets.json" | sed -n '1s|.*/\(.*\)"|\1|p'
 }
 
 step "a. Microsoft.Extensions.* 10.0.x"

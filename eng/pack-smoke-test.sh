@@ -72,7 +72,10 @@ fi
 grep -q '<dependency id="Microsoft.ML.OnnxRuntime" version="' <<<"$(unzip -p "$feed/Sdxl.Net.Runtime.Cpu.$version.nupkg" Sdxl.Net.Runtime.Cpu.nuspec)" \
   || fail "Sdxl.Net.Runtime.Cpu does not depend on Microsoft.ML.OnnxRuntime"
 cuda_nuspec="$(unzip -p "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" Sdxl.Net.Runtime.Cuda.nuspec)"
-unzip -l "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg" | grep -q "buildTransitive/net10.0/Sdxl.Net.Runtime.Cuda.targets" \
+# Listings are captured before matching: under pipefail, `unzip -l | grep -q` fails whenever grep exits before unzip
+# has written its last line (unzip writes unbuffered, so the SIGPIPE race is real on a busy machine).
+cuda_listing="$(unzip -l "$feed/Sdxl.Net.Runtime.Cuda.$version.nupkg")"
+grep -q "buildTransitive/net10.0/Sdxl.Net.Runtime.Cuda.targets" <<<"$cuda_listing" \
   || fail "Sdxl.Net.Runtime.Cuda lacks the targets that keep Windows DLLs out of non-Windows publishes"
 for native in Microsoft.ML.OnnxRuntime.Gpu.Linux Microsoft.ML.OnnxRuntime.Gpu.Windows; do
   grep -q "<dependency id=\"$native\"" <<<"$cuda_nuspec" || fail "Sdxl.Net.Runtime.Cuda does not depend on $native"
@@ -94,7 +97,8 @@ fi
 
 step "installing the tool from the feed and running its demo"
 (dotnet tool install Sdxl.Cli --version "$version" --tool-path "$work/tool" --add-source "$feed" >/dev/null) || fail "dotnet tool install Sdxl.Cli"
-"$work/tool/sdxl" --version | grep -q "$version" || fail "sdxl --version does not print $version"
+tool_version="$("$work/tool/sdxl" --version)" || fail "sdxl --version failed"
+grep -q "$version" <<<"$tool_version" || fail "sdxl --version does not print $version"
 TMPDIR="$work/run-temp/" "$work/tool/sdxl" demo --steps 2 --output "$work/tool-demo.png" || fail "the installed sdxl demo failed"
 expect_png "$work/tool-demo.png"
 

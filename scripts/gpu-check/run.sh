@@ -39,8 +39,10 @@ check() {
   echo "== driver and GPU"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi not found: is the NVIDIA driver installed?"
   echo "== CUDA 13 / cuDNN 9 libraries the CUDA provider loads"
+  # The listings are captured, not piped into `grep -q`: under pipefail an early-exiting grep makes the pipeline fail.
+  known_libs="$(ldconfig -p 2>/dev/null || true)"
   for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcufft.so.12 libcudnn.so.9; do
-    if ldconfig -p 2>/dev/null | grep -q "$lib" || find ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} -maxdepth 1 -name "$lib*" 2>/dev/null | grep -q .; then
+    if grep -q "$lib" <<<"$known_libs" || [[ -n "$(find ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} -maxdepth 1 -name "$lib*" 2>/dev/null || true)" ]]; then
       echo "found    $lib"
     else
       echo "MISSING  $lib (install it or add its folder to LD_LIBRARY_PATH)"
