@@ -123,7 +123,16 @@ static WebApplicationBuilder CreateHttpBuilder(ServerArguments arguments)
 {
     var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
     builder.WebHost.UseUrls(arguments.Urls);
-    builder.Services.AddProblemDetails();
+    // A cluster call that fails for a moment (a silo died, its grains are being placed again) is a 503 with Retry-After:
+    // the client asks again; anything else unexpected stays a 500.
+    builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+    {
+        if (context.HttpContext.Response.StatusCode == StatusCodes.Status503ServiceUnavailable)
+        {
+            context.HttpContext.Response.Headers.RetryAfter = "1";
+            context.ProblemDetails.Detail ??= "The cluster is re-homing work after a silo left; retry shortly.";
+        }
+    });
     builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(GenerationServer.MeterName).AddPrometheusExporter());
     builder.Services.AddQueueAdmission();
     return builder;
@@ -131,7 +140,12 @@ static WebApplicationBuilder CreateHttpBuilder(ServerArguments arguments)
 
 static async Task RunHttpAsync(WebApplication app)
 {
-    app.UseExceptionHandler();
+    app.UseExceptionHandler(new ExceptionHandlerOptions
+    {
+        StatusCodeSelector = e => e is Orleans.Runtime.OrleansException or TimeoutException
+            ? StatusCodes.Status503ServiceUnavailable
+            : StatusCodes.Status500InternalServerError,
+    });
     app.UseStatusCodePages();
     app.UseRateLimiter();
     app.MapImagesApi();

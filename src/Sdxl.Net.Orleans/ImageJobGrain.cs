@@ -9,7 +9,8 @@ namespace Sdxl.Net.Orleans;
 /// <summary>
 /// One request: its state and ordered events, on a control silo. A job whose worker's silo dies is queued again
 /// (it restarts from its first step: the same seed gives the same image) up to <see cref="SdxlClusterOptions.MaxRequeues"/>
-/// times, then fails with a retriable error.
+/// times, then fails with a retriable error. A queued job that the queue no longer holds (the queue's silo died) is
+/// queued again too: the job grain, not the queue, is the record of what was accepted.
 /// </summary>
 [ControlSiloPlacementFilter, Reentrant]
 internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptions<SdxlClusterOptions> options, ILogger<ImageJobGrain> logger) : Grain, IImageJobGrain
@@ -21,7 +22,7 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
     private DateTimeOffset _created;
     private string? _worker;
     private SiloAddress? _workerSilo;
-    private int _step, _totalSteps, _requeues;
+    private int _step, _totalSteps, _requeues, _missingFromQueue;
     private string? _error;
     private bool _invalidRequest;
     private IReadOnlyList<ImageJobImage>? _images;
@@ -51,15 +52,35 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
             _events.Clear();
             DeactivateOnIdle();
         }
-        else if (_events.Count > 0 && _events[0] is { Kind: ImageJobEventKind.Queued, Position: null } first)
+        else
         {
-            _events[0] = first with { Position = result.Position };
+            if (_events.Count > 0 && _events[0] is { Kind: ImageJobEventKind.Queued, Position: null } first)
+            {
+                _events[0] = first with { Position = result.Position };
+            }
+
+            StartWatchdog();
         }
 
         return result;
     }
 
-    public async Task<ImageJobStatus> GetStatus() => Status(_state == ImageJobState.Queued ? await Queue.PositionOf(Id) : null);
+    public async Task<ImageJobStatus> GetStatus() => Status(_state == ImageJobState.Queued ? await TryPositionAsync() : null);
+
+    // The queue's answer, or null while it cannot be reached (its silo died and it is being placed again): a status
+    // request then still answers, without a position, instead of failing.
+    private async Task<int?> TryPositionAsync()
+    {
+        try
+        {
+            return await Queue.PositionOf(Id);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException)
+        {
+            logger.LogDebug(e, "Job {Job}: the queue did not answer", Id);
+            return null;
+        }
+    }
 
     public async IAsyncEnumerable<ImageJobEvent> Watch(int fromSequence, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -139,7 +160,8 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
         _state = ImageJobState.Running;
         _worker = worker;
         _workerSilo = SiloAddress.FromParsableString(silo);
-        _watchdog ??= this.RegisterGrainTimer(CheckWorker, options.Value.WorkerCheckInterval, options.Value.WorkerCheckInterval);
+        _missingFromQueue = 0;
+        StartWatchdog();
         return Task.FromResult(true);
     }
 
@@ -182,9 +204,54 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
     private bool WorkerAlive() =>
         _workerSilo is not null && membership.CurrentSnapshot.GetSiloStatus(_workerSilo) is not (SiloStatus.Dead or SiloStatus.None);
 
-    private async Task CheckWorker()
+    private void StartWatchdog() =>
+        _watchdog ??= this.RegisterGrainTimer(CheckAsync, options.Value.WorkerCheckInterval, options.Value.WorkerCheckInterval);
+
+    private Task CheckAsync() => _state switch
     {
-        if (_state != ImageJobState.Running || WorkerAlive())
+        ImageJobState.Queued => CheckQueueAsync(),
+        ImageJobState.Running => CheckWorkerAsync(),
+        _ => Task.CompletedTask,
+    };
+
+    // A queued job the queue does not know is queued again. Two checks in a row must miss it: between a worker's Take
+    // (which removes the job from the queue) and its Assign here, the job is legitimately in neither place. Should
+    // both happen, Assign decides: the first worker to assign runs the job, the other drops it.
+    private async Task CheckQueueAsync()
+    {
+        EnqueueResult result;
+        try
+        {
+            if (await Queue.PositionOf(Id) is not null)
+            {
+                _missingFromQueue = 0;
+                return;
+            }
+
+            if (++_missingFromQueue < 2 || _state != ImageJobState.Queued)
+            {
+                return;
+            }
+
+            result = await Queue.Enqueue(new QueuedImageJob(Id, _request!, _created.UtcTicks), force: true);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException)
+        {
+            logger.LogDebug(e, "Job {Job}: the queue did not answer", Id);
+            return;
+        }
+
+        _missingFromQueue = 0;
+        if (_state == ImageJobState.Queued)
+        {
+            logger.LogWarning("Job {Job}: the queue had lost it; queued again", Id);
+            Add(new ImageJobEvent(ImageJobEventKind.Queued, 0) { Position = result.Position, Error = "the queue had lost the job; queued again" });
+        }
+    }
+
+    private async Task CheckWorkerAsync()
+    {
+        if (WorkerAlive())
         {
             return;
         }
@@ -202,7 +269,20 @@ internal sealed class ImageJobGrain(IClusterMembershipService membership, IOptio
 
         logger.LogWarning("Job {Job}: worker {Worker} was lost; queued again", Id, lost);
         _state = ImageJobState.Queued;
-        var result = await Queue.Enqueue(new QueuedImageJob(Id, _request!, _created.UtcTicks), force: true);
+        _missingFromQueue = 0;
+        EnqueueResult result;
+        try
+        {
+            result = await Queue.Enqueue(new QueuedImageJob(Id, _request!, _created.UtcTicks), force: true);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException)
+        {
+            // The queue is being placed again (its silo died too): the queued-state check enqueues the job once it answers.
+            logger.LogWarning(e, "Job {Job}: worker {Worker} was lost and the queue did not answer; it is queued again once the queue does", Id, lost);
+            Add(new ImageJobEvent(ImageJobEventKind.Queued, 0) { Error = $"worker {lost} was lost; queued again" });
+            return;
+        }
+
         Add(new ImageJobEvent(ImageJobEventKind.Queued, 0) { Position = result.Position, Error = $"worker {lost} was lost; queued again" });
     }
 

@@ -36,8 +36,8 @@ internal sealed class GpuSiloPlacementFilterDirector(ISiloMetadataCache cache) :
 }
 
 /// <summary>
-/// Prefers silos without GPUs (the gateway's) for the job and queue grains, so that losing a GPU worker loses no job
-/// state; falls back to every silo when all have GPUs (one <c>--role all</c> process).
+/// Places the job and queue grains on silos without GPUs (the gateway's), so that losing a GPU worker loses no job
+/// state. Only with <see cref="SdxlClusterOptions.AllowControlGrainsOnGpuSilos"/> may a cluster of GPU silos alone use them.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
 internal sealed class ControlSiloPlacementFilterAttribute() : PlacementFilterAttribute(new ControlSiloPlacementFilterStrategy());
@@ -59,13 +59,14 @@ internal sealed class ControlSiloPlacementFilterDirector(ISiloMetadataCache cach
         }
 
         var control = all.Where(silo => SdxlSiloMetadata.IsControl(cache, silo)).ToList();
-        if (control.Count > 0)
+        if (control.Count > 0 || !options.Value.AllowControlGrainsOnGpuSilos)
         {
+            // No control silo in this silo's view yet (its membership or metadata lags): place nothing, so the caller
+            // retries, rather than put the queue on a worker that may die.
             return control;
         }
 
-        // No control silo known yet: while some silo's metadata has not arrived, place nothing (the caller retries)
-        // rather than put the queue on a worker that may die. Only a cluster of GPU silos alone uses them all.
+        // A cluster of GPU silos alone: any silo whose metadata has arrived.
         return all.All(silo => SdxlSiloMetadata.IsKnown(cache, silo)) ? all : [];
     }
 }

@@ -31,4 +31,11 @@ public sealed class SdxlClusterOptions
 
     /// <summary>How many times a job is queued again after losing its worker before it fails (retriable).</summary>
     public int MaxRequeues { get; set; } = 3;
+
+    /// <summary>
+    /// Whether the job and queue grains may live on GPU silos. Off (the default): they are placed only on control
+    /// silos (no <see cref="Devices"/>), and a GPU silo that does not see one yet waits for it rather than take the queue
+    /// itself, so that losing a GPU worker never loses queue state. Turn it on for a cluster made of GPU silos alone.
+    /// </summary>
+    public bool AllowControlGrainsOnGpuSilos { get; set; }
 }

@@ -108,11 +108,14 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
         var doneBeforeKill = new HashSet<string>(StringComparer.Ordinal);
         foreach (var id in ids)
         {
-            // Right after the kill the gateway may answer 500 while the dead silo's entries are re-homed: ask again.
+            // Right after the kill the gateway may answer 503 (with Retry-After) while the dead silo's grains are
+            // placed again: ask again. Any other failure is a bug.
             var asked = Stopwatch.StartNew();
             HttpResponseMessage response;
             while (!(response = await http.GetAsync($"/v1/jobs/{id}")).IsSuccessStatusCode)
             {
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null,
+                    $"GET /v1/jobs/{id} after the kill: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
                 response.Dispose();
                 Assert.True(asked.Elapsed < Timeout, $"GET /v1/jobs/{id} kept failing after the kill:\n{gateway.Output}");
                 await Task.Delay(200);
@@ -164,9 +167,20 @@ public sealed class MultiProcessClusterTests(ITestOutputHelper output) : IDispos
 
     private static async Task<JsonElement> GetJobAsync(HttpClient http, string id, SampleProcess gateway)
     {
-        using var response = await http.GetAsync($"/v1/jobs/{id}");
-        Assert.True(response.IsSuccessStatusCode, $"GET /v1/jobs/{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}\n{gateway.Output}");
-        return await response.Content.ReadFromJsonAsync<JsonElement>();
+        // A 503 with Retry-After is the gateway's answer while a dead silo's grains are placed again; it is asked again.
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            using var response = await http.GetAsync($"/v1/jobs/{id}");
+            if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null && watch.Elapsed < Timeout)
+            {
+                await Task.Delay(200);
+                continue;
+            }
+
+            Assert.True(response.IsSuccessStatusCode, $"GET /v1/jobs/{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}\n{gateway.Output}");
+            return await response.Content.ReadFromJsonAsync<JsonElement>();
+        }
     }
 
     private static string Port() => SampleProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);

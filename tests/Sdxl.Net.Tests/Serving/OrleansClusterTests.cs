@@ -16,10 +16,10 @@ public sealed class OrleansClusterTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(240);
 
-    internal static async Task<InProcessTestCluster> StartClusterAsync(int maxQueue = 64)
+    internal static async Task<InProcessTestCluster> StartClusterAsync(int maxQueue = 64, short silos = 3)
     {
         var model = SyntheticModels.Get();
-        var builder = new InProcessTestClusterBuilder(3);
+        var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSilo((silo, siloBuilder) =>
         {
             bool gpu = !IsControlSilo(silo.SiloName);
@@ -194,6 +194,50 @@ public sealed class OrleansClusterTests
         Assert.True(statuses.Sum(s => s.Requeues) >= 1, "the killed silo's job was queued again");
         Assert.All(statuses.Where(s => !doneBeforeKill.Contains(s.Id)),
             s => Assert.False(s.Worker!.StartsWith(victim + "/", StringComparison.Ordinal), $"{s.Id} ended on the killed silo"));
+    }
+
+    [Fact]
+    public async Task A_queued_job_the_queue_lost_is_queued_again()
+    {
+        // The control silo alone: nothing takes the job, so it stays queued. Removing it from the queue behind the job
+        // grain's back is what a dead queue silo does to the queue's in-memory state.
+        await using var cluster = await StartClusterAsync(silos: 1);
+        var job = cluster.Client.GetGrain<IImageJobGrain>("lost");
+        Assert.True((await job.Submit(new ImageJobRequest { Prompt = "waits", Width = 64, Height = 64, Steps = 2, Seed = 1 })).Accepted);
+        Assert.Equal(0, (await job.GetStatus()).Position);
+
+        var queue = cluster.Client.GetGrain<IImageQueueGrain>("default");
+        Assert.True(await queue.Remove("lost"));
+        Assert.Null((await job.GetStatus()).Position);
+
+        // Two watchdog checks (1 s apart) must miss it before it is queued again.
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (await queue.PositionOf("lost") is null)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "the lost job was not queued again");
+            await Task.Delay(100);
+        }
+
+        var status = await job.GetStatus();
+        Assert.Equal(ImageJobState.Queued, status.State);
+        Assert.Equal(0, status.Position);
+        var events = new List<ImageJobEvent>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await foreach (var e in job.Watch(0, stop.Token))
+            {
+                events.Add(e);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.Equal([ImageJobEventKind.Queued, ImageJobEventKind.Queued], events.Select(e => e.Kind));
+        Assert.Contains("queue had lost", events[1].Error, StringComparison.Ordinal);
+        Assert.Equal(ImageJobState.Cancelled, (await job.Cancel()).State);
+        Assert.Null(await queue.PositionOf("lost"));
     }
 
     private static async Task WaitForAsync(IImageJobGrain job, ImageJobEventKind kind)
