@@ -10,7 +10,11 @@ internal enum OnnxDataType
 {
     Undefined = 0,
     Float = 1,
+    UInt8 = 2,
+    Int8 = 3,
+    Int32 = 6,
     Int64 = 7,
+    Bool = 9,
     Float16 = 10,
     Double = 11,
     BFloat16 = 16,
@@ -70,19 +74,34 @@ internal sealed record OnnxNode(string Name, string OpType, string Domain, IRead
     public long IntAttribute(string name, long fallback) => IntAttributes.TryGetValue(name, out var v) ? v : fallback;
 }
 
+/// <summary>A graph input or output as the file declares it.</summary>
+/// <param name="Name">The value's name.</param>
+/// <param name="ElementType">The tensor element type (onnx.proto's <c>TensorProto.DataType</c>, which ONNX Runtime's
+/// <c>TensorElementType</c> numbers the same); 0 when the value is not a tensor.</param>
+/// <param name="Dimensions">The dimensions, -1 for a symbolic or unknown axis; empty for a scalar or an unknown rank.</param>
+internal sealed record OnnxValueInfo(string Name, int ElementType, long[] Dimensions);
+
 /// <summary>
-/// The structure of an ONNX model's main graph (nodes, initializer locations, graph inputs), read from the protobuf
+/// The structure of an ONNX model's main graph (nodes, initializer locations, graph inputs and outputs), read from the protobuf
 /// wire format without loading any weight; <see cref="ReadAsSingle"/> then reads only the initializers asked for.
 /// </summary>
 internal sealed class OnnxGraph
 {
-    internal OnnxGraph(string path, List<OnnxNode> nodes, Dictionary<string, OnnxInitializer> initializers, List<string> inputs)
+    internal OnnxGraph(string path, List<OnnxNode> nodes, Dictionary<string, OnnxInitializer> initializers, List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs)
     {
         Path = path;
         Nodes = nodes;
         Initializers = initializers;
-        Inputs = inputs;
+        InputValues = inputs;
+        OutputValues = outputs;
+        Inputs = inputs.ConvertAll(i => i.Name);
     }
+
+    /// <summary>The main graph's declared inputs, with their types (initializers listed as inputs included).</summary>
+    public IReadOnlyList<OnnxValueInfo> InputValues { get; }
+
+    /// <summary>The main graph's declared outputs, with their types.</summary>
+    public IReadOnlyList<OnnxValueInfo> OutputValues { get; }
 
     /// <summary>The model file.</summary>
     public string Path { get; }
@@ -249,6 +268,45 @@ internal sealed class OnnxGraph
         return file;
     }
 
+    /// <summary>
+    /// Checks, without reading them, that every external initializer lies inside an existing data file beside the
+    /// model: what a truncated or missing <c>model.onnx_data</c> breaks, found before ONNX Runtime would be asked to load it.
+    /// </summary>
+    /// <exception cref="SdxlModelException">A data file is missing or too short, or a location is not a file beside the model.</exception>
+    public void CheckExternalData()
+    {
+        var lengths = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var tensor in Initializers.Values)
+        {
+            if (tensor.Storage != OnnxDataStorage.External)
+            {
+                continue;
+            }
+
+            var file = ExternalPath(tensor);
+            if (!lengths.TryGetValue(file, out long fileLength))
+            {
+                lengths[file] = fileLength = new FileInfo(file).Length;
+            }
+
+            long length = tensor.Length >= 0 ? tensor.Length : tensor.ElementCount * ElementSize(tensor.ElementType);
+            if (tensor.Offset < 0 || length < 0 || tensor.Offset > fileLength - length)
+            {
+                throw Fault($"initializer '{tensor.Name}' lies at bytes [{tensor.Offset}, {tensor.Offset + length}) beyond the end of '{file}' ({fileLength} bytes): the file is truncated or from another export");
+            }
+        }
+    }
+
+    // Bytes per element of the types SDXL exports store (0 for others: their extent is then not checked).
+    private static long ElementSize(OnnxDataType type) => type switch
+    {
+        OnnxDataType.Float or OnnxDataType.Int32 => 4,
+        OnnxDataType.Float16 or OnnxDataType.BFloat16 => 2,
+        OnnxDataType.Double or OnnxDataType.Int64 => 8,
+        OnnxDataType.Int8 or OnnxDataType.UInt8 or OnnxDataType.Bool => 1,
+        _ => 0,
+    };
+
     private SdxlModelException Fault(string what) => new($"'{Path}': {what}.");
 }
 
@@ -264,6 +322,7 @@ internal static class OnnxGraphReader
     private const int GraphNode = 1;
     private const int GraphInitializer = 5;
     private const int GraphInput = 11;
+    private const int GraphOutput = 12;
     private const int NodeInput = 1;
     private const int NodeOutput = 2;
     private const int NodeName = 3;
@@ -281,6 +340,12 @@ internal static class OnnxGraphReader
     private const int TensorExternalData = 13;
     private const int TensorDataLocation = 14;
     private const int ValueInfoName = 1;
+    private const int ValueInfoType = 2;
+    private const int TypeTensor = 1;
+    private const int TypeTensorElementType = 1;
+    private const int TypeTensorShape = 2;
+    private const int ShapeDim = 1;
+    private const int DimValue = 1;
     private const int EntryKey = 1;
     private const int EntryValue = 2;
 
@@ -298,7 +363,8 @@ internal static class OnnxGraphReader
             using var reader = new ProtoWireReader(path);
             var nodes = new List<OnnxNode>();
             var initializers = new Dictionary<string, OnnxInitializer>(StringComparer.Ordinal);
-            var inputs = new List<string>();
+            var inputs = new List<OnnxValueInfo>();
+            var outputs = new List<OnnxValueInfo>();
             bool sawGraph = false;
             long end = reader.Length;
             while (reader.TryReadTag(end, out int field, out int wire))
@@ -306,7 +372,7 @@ internal static class OnnxGraphReader
                 if (field == ModelGraph && wire == ProtoWireReader.LengthDelimited)
                 {
                     long graphEnd = reader.ReadMessageEnd(end);
-                    ReadGraph(reader, graphEnd, nodes, initializers, inputs);
+                    ReadGraph(reader, graphEnd, nodes, initializers, inputs, outputs);
                     sawGraph = true;
                 }
                 else
@@ -320,7 +386,7 @@ internal static class OnnxGraphReader
                 throw new InvalidDataException("the file holds no graph");
             }
 
-            return new OnnxGraph(path, nodes, initializers, inputs);
+            return new OnnxGraph(path, nodes, initializers, inputs, outputs);
         }
         catch (InvalidDataException e)
         {
@@ -332,7 +398,8 @@ internal static class OnnxGraphReader
         }
     }
 
-    private static void ReadGraph(ProtoWireReader reader, long end, List<OnnxNode> nodes, Dictionary<string, OnnxInitializer> initializers, List<string> inputs)
+    private static void ReadGraph(ProtoWireReader reader, long end, List<OnnxNode> nodes, Dictionary<string, OnnxInitializer> initializers,
+        List<OnnxValueInfo> inputs, List<OnnxValueInfo> outputs)
     {
         while (reader.TryReadTag(end, out int field, out int wire))
         {
@@ -354,7 +421,10 @@ internal static class OnnxGraphReader
                     initializers[tensor.Name] = tensor;
                     break;
                 case GraphInput:
-                    inputs.Add(ReadValueInfoName(reader, messageEnd));
+                    inputs.Add(ReadValueInfo(reader, messageEnd));
+                    break;
+                case GraphOutput:
+                    outputs.Add(ReadValueInfo(reader, messageEnd));
                     break;
                 default:
                     reader.Skip(length);
@@ -535,14 +605,33 @@ internal static class OnnxGraphReader
             ? v
             : throw new InvalidDataException($"external data {what} '{text}' is not a non-negative integer");
 
-    private static string ReadValueInfoName(ProtoWireReader reader, long end)
+    private static OnnxValueInfo ReadValueInfo(ProtoWireReader reader, long end)
     {
         string name = string.Empty;
+        int elementType = 0;
+        var dims = new List<long>();
         while (reader.TryReadTag(end, out int field, out int wire))
         {
             if (field == ValueInfoName && wire == ProtoWireReader.LengthDelimited)
             {
                 name = reader.ReadString(end);
+            }
+            else if (field == ValueInfoType && wire == ProtoWireReader.LengthDelimited)
+            {
+                long typeEnd = reader.ReadMessageEnd(end);
+                while (reader.TryReadTag(typeEnd, out int f, out int w))
+                {
+                    if (f == TypeTensor && w == ProtoWireReader.LengthDelimited)
+                    {
+                        ReadTensorType(reader, reader.ReadMessageEnd(typeEnd), ref elementType, dims);
+                    }
+                    else
+                    {
+                        reader.SkipField(w, typeEnd);
+                    }
+                }
+
+                reader.ExpectPosition(typeEnd);
             }
             else
             {
@@ -550,7 +639,56 @@ internal static class OnnxGraphReader
             }
         }
 
-        return name;
+        return new OnnxValueInfo(name, elementType, dims.ToArray());
+    }
+
+    private static void ReadTensorType(ProtoWireReader reader, long end, ref int elementType, List<long> dims)
+    {
+        while (reader.TryReadTag(end, out int field, out int wire))
+        {
+            if (field == TypeTensorElementType && wire == ProtoWireReader.Varint)
+            {
+                elementType = (int)reader.ReadVarint();
+            }
+            else if (field == TypeTensorShape && wire == ProtoWireReader.LengthDelimited)
+            {
+                long shapeEnd = reader.ReadMessageEnd(end);
+                while (reader.TryReadTag(shapeEnd, out int f, out int w))
+                {
+                    if (f != ShapeDim || w != ProtoWireReader.LengthDelimited)
+                    {
+                        reader.SkipField(w, shapeEnd);
+                        continue;
+                    }
+
+                    // A dimension is a value or a symbolic name (dim_param); a name, or neither, is a dynamic axis.
+                    long dimEnd = reader.ReadMessageEnd(shapeEnd);
+                    long value = -1;
+                    while (reader.TryReadTag(dimEnd, out int df, out int dw))
+                    {
+                        if (df == DimValue && dw == ProtoWireReader.Varint)
+                        {
+                            value = (long)reader.ReadVarint();
+                        }
+                        else
+                        {
+                            reader.SkipField(dw, dimEnd);
+                        }
+                    }
+
+                    reader.ExpectPosition(dimEnd);
+                    dims.Add(value);
+                }
+
+                reader.ExpectPosition(shapeEnd);
+            }
+            else
+            {
+                reader.SkipField(wire, end);
+            }
+        }
+
+        reader.ExpectPosition(end);
     }
 }
 

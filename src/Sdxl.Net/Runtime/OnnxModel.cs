@@ -45,6 +45,7 @@ internal sealed class OnnxModel : IDisposable
     private readonly SessionCustomization? _customization;
     private readonly object _gate;
     private InferenceSession? _session;
+    private ExecutionProviderKind _provider;
     private int _leases;
     private bool _disposed;
 
@@ -53,8 +54,9 @@ internal sealed class OnnxModel : IDisposable
     /// <param name="path">The model file.</param>
     /// <param name="options">The execution provider.</param>
     /// <param name="residency">
-    /// With <see cref="MemoryMode.LoadPerPhase"/>: the folder's residency; the session is closed right after its
-    /// signature is read and reopened by the first run of its phase.
+    /// With <see cref="MemoryMode.LoadPerPhase"/>: the folder's residency. No session is created here: the signature is
+    /// read from the file (graph inputs and outputs, without the weights) and the external data's extent is checked, so
+    /// building costs no model load; the first run of the phase opens the session.
     /// </param>
     /// <param name="customization">The weights overlay (initializer overrides), applied to every session this model opens.</param>
     public OnnxModel(string component, string path, ExecutionProviderOptions options, SessionResidency? residency = null, SessionCustomization? customization = null)
@@ -65,17 +67,21 @@ internal sealed class OnnxModel : IDisposable
         _customization = customization;
         _residency = residency;
         _gate = residency?.Gate ?? new object();
-        _session = SessionFactory.Create(path, component, options, out var provider, customization);
-        Provider = provider;
-        Inputs = ReadSpecs(_session.InputMetadata);
-        Outputs = ReadSpecs(_session.OutputMetadata);
-        if (residency is not null)
+        if (residency is null)
         {
+            _session = SessionFactory.Create(path, component, options, out var provider, customization);
+            _provider = provider;
+            Inputs = ReadSpecs(_session.InputMetadata);
+            Outputs = ReadSpecs(_session.OutputMetadata);
+        }
+        else
+        {
+            // Until a session exists the requested provider stands for the one it will run on (a fallback shows after).
+            // ONNX Runtime's native library is still required at Build, so a missing runtime package fails there.
+            NativeRuntime.EnsureLoaded();
+            _provider = options.Kind;
+            (Inputs, Outputs) = ReadSpecs(component, path);
             residency.Register(this);
-            lock (_gate)
-            {
-                ReleaseIfIdle();
-            }
         }
     }
 
@@ -84,8 +90,20 @@ internal sealed class OnnxModel : IDisposable
 
     public string Path { get; }
 
-    /// <summary>The provider the session actually runs on (the requested one, or a configured fallback).</summary>
-    public ExecutionProviderKind Provider { get; }
+    /// <summary>
+    /// The provider the session actually runs on (the requested one, or a configured fallback; with
+    /// <see cref="MemoryMode.LoadPerPhase"/>, the requested one until the first session is opened).
+    /// </summary>
+    public ExecutionProviderKind Provider
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _provider;
+            }
+        }
+    }
 
     /// <summary>The execution provider options the session was created with.</summary>
     public ExecutionProviderOptions Options => _options;
@@ -129,7 +147,8 @@ internal sealed class OnnxModel : IDisposable
             if (_session is null)
             {
                 _residency!.ReleaseOtherPhases(this);
-                _session = SessionFactory.Create(Path, Component, _options, out _, _customization);
+                _session = SessionFactory.Create(Path, Component, _options, out _provider, _customization);
+                CheckSignatureUnchanged(_session);
             }
 
             _leases++;
@@ -371,6 +390,73 @@ internal sealed class OnnxModel : IDisposable
         }
 
         return spec;
+    }
+
+    // The signature from the file itself, as ONNX Runtime would report it: graph inputs that are initializers are not
+    // inputs to feed, and only tensors are kept.
+    private static (Dictionary<string, TensorSpec> Inputs, Dictionary<string, TensorSpec> Outputs) ReadSpecs(string component, string path)
+    {
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null)
+        {
+            throw new SdxlModelException($"{component}: model file not found: '{path}'.");
+        }
+
+        FileAccessCheck.EnsureReadable(path, component);
+        OnnxGraph graph;
+        try
+        {
+            graph = OnnxGraphReader.Read(path);
+            graph.CheckExternalData();
+        }
+        catch (SdxlModelException e)
+        {
+            throw new SdxlModelException($"{component}: {e.Message}", e);
+        }
+
+        var inputs = new Dictionary<string, TensorSpec>(StringComparer.Ordinal);
+        foreach (var value in graph.InputValues)
+        {
+            if (value.ElementType != 0 && !graph.Initializers.ContainsKey(value.Name))
+            {
+                inputs[value.Name] = Spec(value);
+            }
+        }
+
+        var outputs = new Dictionary<string, TensorSpec>(StringComparer.Ordinal);
+        foreach (var value in graph.OutputValues)
+        {
+            if (value.ElementType != 0)
+            {
+                outputs[value.Name] = Spec(value);
+            }
+        }
+
+        return (inputs, outputs);
+
+        static TensorSpec Spec(OnnxValueInfo value) => new(
+            value.Name,
+            (TensorElementType)value.ElementType,
+            Array.ConvertAll(value.Dimensions, d => d is >= 0 and <= int.MaxValue ? (int)d : -1));
+    }
+
+    // A session opened later must have the signature that was read (and validated) when the pipeline was built.
+    private void CheckSignatureUnchanged(InferenceSession session)
+    {
+        var inputs = ReadSpecs(session.InputMetadata);
+        var outputs = ReadSpecs(session.OutputMetadata);
+        if (!SameSpecs(Inputs, inputs, inferred: false) || !SameSpecs(Outputs, outputs, inferred: true))
+        {
+            session.Dispose();
+            _session = null;
+            throw new SdxlModelException(
+                $"{Component}: '{Path}' changed after the pipeline was built: its signature was {Signature}, ONNX Runtime now reports inputs ({string.Join("; ", inputs.Values)}) → outputs ({string.Join("; ", outputs.Values)}). Build the pipeline again.");
+        }
+
+        // Outputs: ONNX Runtime reports the shapes its inference found, which may fix an axis the file leaves symbolic.
+        static bool SameSpecs(IReadOnlyDictionary<string, TensorSpec> expected, Dictionary<string, TensorSpec> actual, bool inferred) =>
+            expected.Count == actual.Count && expected.All(e => actual.TryGetValue(e.Key, out var a)
+                && a.ElementType == e.Value.ElementType && a.Rank == e.Value.Rank
+                && e.Value.Dimensions.Select((d, i) => d == a.Dimensions[i] || (inferred && d < 0)).All(same => same));
     }
 
     private static Dictionary<string, TensorSpec> ReadSpecs(IReadOnlyDictionary<string, NodeMetadata> metadata)
