@@ -22,7 +22,7 @@ internal static class CliApp
     /// <summary>Terminated by SIGTERM: 128 + 15.</summary>
     public const int Terminated = 143;
 
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "verbose", "json", "help", "karras", "vae-tiling", "cuda-graph", "guess-mode", "no-prepack" };
     private static readonly HashSet<string> Repeatable = new(ControlNetOptions.Repeatable, StringComparer.Ordinal) { "embedding", "lora" };
 
     // synth's --refiner is a switch; generate's --refiner takes a folder.
@@ -310,7 +310,7 @@ internal static class CliApp
                     [--timestep-spacing leading|trailing|linspace] [--karras]
                     [--batch N] [--seed S | --seeds S1,S2,...] [--latents FILE.npy] [--device cpu|cuda[:N]|tensorrt[:N]]
                     [--refiner DIR] [--high-noise-fraction F] [--aesthetic-score A] [--negative-aesthetic-score A]
-                    [--memory-mode keep|per-phase] [--vae-tiling] [--cuda-graph]
+                    [--memory-mode keep|per-phase] [--no-prepack] [--vae-tiling] [--cuda-graph]
                     [--lora FILE[:WEIGHT]]... (repeatable; weight 1 when omitted, negative allowed)
                     [--prompt-syntax plain|weighted] [--prompt-weighting a1111|no-mean-restore|comfyui] [--clip-skip N]
                     [--embedding FILE.safetensors[:TOKEN]]... (SDXL textual inversion; TOKEN defaults to the file name)

@@ -216,6 +216,7 @@ internal static class GenerateCommand
         var loras = options.All("lora").Select(LoraCommand.ParseArgument).ToArray();
         bool vaeTiling = options.Flag("vae-tiling");
         bool cudaGraph = options.Flag("cuda-graph");
+        bool prepack = !options.Flag("no-prepack");
         if (karras && scheduler is not null && !scheduler.EndsWith("-karras", StringComparison.Ordinal)
             && Sdxl.Net.Schedulers.SchedulerCatalog.Default.Names.Contains(scheduler + "-karras", StringComparer.OrdinalIgnoreCase))
         {
@@ -268,7 +269,7 @@ internal static class GenerateCommand
 
         replay?.CheckLatents(latents);
         var builder = SdxlPipeline.CreateBuilder().WithModel(model)
-            .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph })
+            .UseExecutionProvider(provider with { EnableCudaGraph = cudaGraph, PrepackWeights = prepack })
             .WithMemoryMode(memoryMode);
         if (vaeTiling)
         {

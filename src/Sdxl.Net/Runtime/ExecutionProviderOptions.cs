@@ -37,6 +37,16 @@ public sealed record ExecutionProviderOptions
     /// <summary>Whether the CPU memory arena is enabled (faster; holds on to memory between runs).</summary>
     public bool EnableCpuMemoryArena { get; init; } = true;
 
+    /// <summary>
+    /// Whether ONNX Runtime prepacks weights when a session is created (re-lays them out for its CPU kernels; on by
+    /// default). Off, a session starts about 3× faster and its weights stay memory-mapped from the file (page cache,
+    /// shared between processes that load the same folder) instead of copied, at some cost per UNet step: measured on
+    /// a full-size SDXL UNet on 2 vCPUs, creation 48 s → 16 s and a 512² step 25 s → 29 s (docs/benchmarks.md). Worth
+    /// turning off with <see cref="MemoryMode.LoadPerPhase"/> (sessions are created in every generation) for few-step
+    /// models, and for several processes on one machine.
+    /// </summary>
+    public bool PrepackWeights { get; init; } = true;
+
     /// <summary>CUDA: run an exhaustive cuDNN convolution algorithm search on first use (slower start, faster steps).</summary>
     public bool CudnnExhaustiveSearch { get; init; }
 

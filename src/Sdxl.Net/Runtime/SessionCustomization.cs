@@ -76,16 +76,18 @@ internal sealed class SessionCustomization
     }
 
     /// <summary>Applies the customization to options about to create a session.</summary>
-    internal void ApplyTo(SessionOptions options)
+    /// <param name="options">The session options.</param>
+    /// <param name="prepackingAlreadyOff">Whether the provider options already turned prepacking off (ONNX Runtime warns when a key is set twice).</param>
+    internal void ApplyTo(SessionOptions options, bool prepackingAlreadyOff = false)
     {
         if (CapAtExtendedOptimization && options.GraphOptimizationLevel > GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         {
             options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
         }
 
-        if (DisablePrepacking)
+        if (DisablePrepacking && !prepackingAlreadyOff)
         {
-            options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            options.AddSessionConfigEntry(SessionFactory.PrepackingOffKey, "1");
         }
 
         foreach (var (name, value) in InitializerOverrides)

@@ -5,6 +5,9 @@ namespace Sdxl.Net.Runtime;
 /// <summary>Creates ONNX Runtime sessions for the configured execution provider, with clear errors.</summary>
 internal static class SessionFactory
 {
+    /// <summary>ONNX Runtime's session configuration key that turns weight prepacking off.</summary>
+    internal const string PrepackingOffKey = "session.disable_prepacking";
+
     /// <summary>Creates the session on the first provider of <c>[Kind, ..Fallbacks]</c> that initialises.</summary>
     /// <param name="modelPath">The model file.</param>
     /// <param name="component">The component name (CUDA graphs are enabled for the <c>unet</c> only).</param>
@@ -46,7 +49,7 @@ internal static class SessionFactory
             try
             {
                 sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options), component);
-                customization?.ApplyTo(sessionOptions);
+                customization?.ApplyTo(sessionOptions, prepackingAlreadyOff: !options.PrepackWeights);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
@@ -103,6 +106,11 @@ internal static class SessionFactory
         if (options.IntraOpThreads > 0)
         {
             so.IntraOpNumThreads = options.IntraOpThreads;
+        }
+
+        if (!options.PrepackWeights)
+        {
+            so.AddSessionConfigEntry(PrepackingOffKey, "1");
         }
 
         try
