@@ -11,7 +11,8 @@ namespace Sdxl.Net.Benchmarks;
 /// memory and time of whole generations on a (full-size) model folder, each configuration in a fresh child process so
 /// its peak resident memory (VmHWM) is its own: time to first image, peak RSS overall and during denoising, UNet time per
 /// step, overhead ratio. Prints a markdown table and, for reference, the weights of each component.
-/// <c>scale --model DIR --load [--components unet,...]</c>: session creation time and resident memory per component
+/// <c>scale --model DIR --load [--components unet,...] [--variants default,no-prepack,...] [--latent 32] [--batch 1]</c>:
+/// session creation time and resident memory per component
 /// under ONNX Runtime's start-up options (default, prepacking off, an optimized graph saved and reloaded), and the time
 /// of a first and a second small run after each.
 /// </summary>
@@ -128,14 +129,16 @@ internal static class ScaleCommand
     private static int Load(CommandOptions args, string model)
     {
         var components = args.Get("components", "text_encoder,text_encoder_2,unet,vae_decoder").Split(',');
+        var variants = args.Has("variants") ? args.Get("variants", "").Split(',') : LoadVariants;
+        var runShape = $"--latent {args.GetInt32("latent", 32)} --batch {args.GetInt32("batch", 1)}";
         Console.WriteLine();
-        Console.WriteLine("| component | session option | create s | RSS delta GB | first run s | second run s |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| component | session option | create s | RSS after create GB | first run s | second run s | RSS after runs GB |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var component in components)
         {
-            foreach (var variant in LoadVariants)
+            foreach (var variant in variants)
             {
-                var (ok, line) = RunChildAsync($"scale-load --model \"{model}\" --component {component} --variant \"{variant}\"", args.GetInt32("timeout-s", 3600)).GetAwaiter().GetResult();
+                var (ok, line) = RunChildAsync($"scale-load --model \"{model}\" --component {component} --variant \"{variant}\" {runShape}", args.GetInt32("timeout-s", 3600)).GetAwaiter().GetResult();
                 Console.WriteLine(ok ? line : $"| {component} | {variant} | failed: {line} |");
             }
         }
@@ -145,8 +148,8 @@ internal static class ScaleCommand
 
     /// <summary>
     /// The child side of <c>--load</c>: creates one component's session with one option set, then runs it twice on a
-    /// small input (UNet and VAE: a 32×32 latent, batch 1; text encoders: 77 tokens) — the first run pays for any
-    /// lazily packed weights, the second is the steady speed the option leaves.
+    /// small input (UNet and VAE: a 32×32 latent, batch 1, unless --latent/--batch say otherwise; text encoders: 77
+    /// tokens) — the first run pays for any lazily packed weights, the second is the steady speed the option leaves.
     /// </summary>
     public static int RunLoadChild(CommandOptions args)
     {
@@ -181,7 +184,7 @@ internal static class ScaleCommand
         {
             var created = Stopwatch.GetElapsedTime(start);
             long delta = ProcessMemory.Resident() - before;
-            var inputs = SmallInputs(session);
+            var inputs = SmallInputs(session, args.GetInt32("latent", 32), args.GetInt32("batch", 1));
             try
             {
                 firstRun = TimeRun(session, inputs);
@@ -195,7 +198,9 @@ internal static class ScaleCommand
                 }
             }
 
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {component} | {variant} | {created.TotalSeconds:0.0} | {delta / 1e9:0.00} | {firstRun:0.00} | {secondRun:0.00} |"));
+            // Weights ONNX Runtime maps from the file (prepacking off) are resident only once a run touches them.
+            long afterRuns = ProcessMemory.Resident() - before;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {component} | {variant} | {created.TotalSeconds:0.0} | {delta / 1e9:0.00} | {firstRun:0.00} | {secondRun:0.00} | {afterRuns / 1e9:0.00} |"));
         }
 
         if (variant == LoadVariants[^1])
@@ -220,14 +225,14 @@ internal static class ScaleCommand
         return Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
-    // Inputs of the declared types: dynamic axes become batch 1, 77 tokens, or a 32×32 latent; ids are zeros (a valid
+    // Inputs of the declared types: dynamic axes become the batch (1), 77 tokens, or the latent side (32); ids are zeros (a valid
     // token), floats a small ramp (the values do not change the work).
-    private static Dictionary<string, OrtValue> SmallInputs(InferenceSession session)
+    private static Dictionary<string, OrtValue> SmallInputs(InferenceSession session, int latent, int batch)
     {
         var inputs = new Dictionary<string, OrtValue>(StringComparer.Ordinal);
         foreach (var (name, meta) in session.InputMetadata)
         {
-            var dims = meta.Dimensions.Select((d, axis) => (long)(d > 0 ? d : axis == 0 ? 1 : meta.Dimensions.Length == 4 ? 32 : 77)).ToArray();
+            var dims = meta.Dimensions.Select((d, axis) => (long)(d > 0 ? d : axis == 0 ? batch : meta.Dimensions.Length == 4 ? latent : 77)).ToArray();
             long count = dims.Aggregate(1L, (a, b) => a * b);
             inputs[name] = meta.ElementDataType switch
             {
