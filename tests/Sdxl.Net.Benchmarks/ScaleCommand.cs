@@ -7,7 +7,7 @@ using Sdxl.Net.Runtime;
 namespace Sdxl.Net.Benchmarks;
 
 /// <summary>
-/// <c>scale --model DIR [--sides 512,1024] [--steps 2] [--modes keep,per-phase] [--tiled off,on] [--timeout-s 3600]</c>:
+/// <c>scale --model DIR [--sides 512,1024] [--steps 2] [--modes keep,per-phase] [--tiled off,on] [--prepack on,off] [--timeout-s 3600]</c>:
 /// memory and time of whole generations on a (full-size) model folder, each configuration in a fresh child process so
 /// its peak resident memory (VmHWM) is its own: time to first image, peak RSS overall and during denoising, UNet time per
 /// step, overhead ratio. Prints a markdown table and, for reference, the weights of each component.
@@ -52,8 +52,10 @@ internal static class ScaleCommand
         int steps = args.GetInt32("steps", 2);
         var mode = args.Get("mode", "keep") == "per-phase" ? MemoryMode.LoadPerPhase : MemoryMode.KeepLoaded;
         bool tiled = args.Has("tiled");
+        bool prepack = !args.Has("no-prepack");
         long start = Stopwatch.GetTimestamp();
-        var builder = SdxlPipeline.CreateBuilder().WithModel(model).UseExecutionProvider(ExecutionProviderOptions.Cpu with { MemoryMode = mode });
+        var builder = SdxlPipeline.CreateBuilder().WithModel(model)
+            .UseExecutionProvider(ExecutionProviderOptions.Cpu with { MemoryMode = mode, PrepackWeights = prepack });
         if (tiled)
         {
             builder.WithTiledVae();
@@ -90,35 +92,47 @@ internal static class ScaleCommand
         var sides = args.Get("sides", "512").Split(',');
         var modes = args.Get("modes", "keep,per-phase").Split(',');
         var tiledOptions = args.Get("tiled", "off").Split(',');
+        var prepackOptions = args.Get("prepack", "on").Split(',');
         int steps = args.GetInt32("steps", 2);
         int timeout = args.GetInt32("timeout-s", 3600);
         Console.WriteLine();
-        Console.WriteLine("| size | memory mode | tiled VAE | build s | first image s | UNet s/step | VAE decode s | RSS after build GB | peak RSS denoising GB | peak RSS GB | overhead ratio |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| size | memory mode | tiled VAE | prepack | build s | first image s | UNet s/step | VAE decode s | RSS after build GB | peak RSS denoising GB | peak RSS GB | overhead ratio |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         int failures = 0;
         foreach (var side in sides)
         {
             foreach (var mode in modes)
             {
-                foreach (var tiled in tiledOptions)
+                foreach (var (tiled, prepack) in Combinations(tiledOptions, prepackOptions))
                 {
-                    var childArgs = $"scale-run --model \"{model}\" --side {side} --steps {steps} --mode {mode}{(tiled == "on" ? " --tiled" : string.Empty)}";
+                    var childArgs = $"scale-run --model \"{model}\" --side {side} --steps {steps} --mode {mode}{(tiled == "on" ? " --tiled" : string.Empty)}{(prepack == "off" ? " --no-prepack" : string.Empty)}";
                     var (ok, line) = await RunChildAsync(childArgs, timeout).ConfigureAwait(false);
                     if (!ok)
                     {
                         failures++;
-                        Console.WriteLine($"| {side}² | {mode} | {tiled} | failed: {line} |");
+                        Console.WriteLine($"| {side}² | {mode} | {tiled} | {prepack} | failed: {line} |");
                         continue;
                     }
 
                     var r = JsonSerializer.Deserialize<Dictionary<string, double>>(line)!;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {side}² | {mode} | {tiled} | {r["build_s"]:0.0} | {r["first_image_s"]:0.0} | {r["unet_s_per_step"]:0.00} | {r["vae_decode_s"]:0.00} | {r["rss_after_build_gb"]:0.00} | {r["peak_denoising_gb"]:0.00} | {r["peak_gb"]:0.00} | {r["overhead_ratio"]:0.000} |"));
+                        $"| {side}² | {mode} | {tiled} | {prepack} | {r["build_s"]:0.0} | {r["first_image_s"]:0.0} | {r["unet_s_per_step"]:0.00} | {r["vae_decode_s"]:0.00} | {r["rss_after_build_gb"]:0.00} | {r["peak_denoising_gb"]:0.00} | {r["peak_gb"]:0.00} | {r["overhead_ratio"]:0.000} |"));
                 }
             }
         }
 
         return failures == 0 ? 0 : 1;
+    }
+
+    private static IEnumerable<(string Tiled, string Prepack)> Combinations(string[] tiled, string[] prepack)
+    {
+        foreach (var t in tiled)
+        {
+            foreach (var p in prepack)
+            {
+                yield return (t, p);
+            }
+        }
     }
 
     // The start-up options measured: ONNX Runtime's default; prepacking off; an optimized graph saved once (its cost)
