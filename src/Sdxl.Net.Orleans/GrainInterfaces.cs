@@ -18,7 +18,9 @@ public interface IImageJobGrain : IGrainWithStringKey
 
     /// <summary>
     /// Waits for the end of the job; cancelling <paramref name="cancelJob"/> (the token crosses the wire, e.g. an HTTP
-    /// client's disconnect) cancels the job.
+    /// client's disconnect) cancels the job once the grain has started this call. A cancel that comes earlier is
+    /// dropped by Orleans together with the call: use <see cref="ImageJobGrainExtensions.RunToEndAsync"/>, which then
+    /// cancels the job explicitly.
     /// </summary>
     [Alias("RunToEnd"), ResponseTimeout("01:00:00")]
     Task<ImageJobStatus> RunToEnd(CancellationToken cancelJob);

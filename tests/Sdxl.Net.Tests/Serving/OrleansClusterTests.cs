@@ -130,13 +130,18 @@ public sealed class OrleansClusterTests
         Assert.True(refused.RetryAfter >= TimeSpan.FromSeconds(1));
         Assert.Equal(ImageJobState.Unknown, (await other.GetStatus()).State);
 
-        // The caller's token cancels the job it waits for.
+        // The caller's token cancels the job it waits for, also when it is cancelled before the grain started the
+        // call (Orleans drops such a call: RunToEndAsync then cancels the job itself).
         using var cancel = new CancellationTokenSource();
-        var wait = running.RunToEnd(cancel.Token);
+        var wait = running.RunToEndAsync(cancel.Token);
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.WaitAsync(Timeout));
         var status = await WaitForStateAsync(running, ImageJobState.Cancelled);
         Assert.True(status.Step < 1000);
+
+        // A token cancelled before the call: Orleans never sends it; the job is cancelled all the same.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => longJobs[1].RunToEndAsync(new CancellationToken(canceled: true)));
+        Assert.Equal(ImageJobState.Cancelled, (await WaitForStateAsync(longJobs[1], ImageJobState.Cancelled)).State);
         foreach (var job in longJobs.Skip(1))
         {
             Assert.Equal(ImageJobState.Cancelled, (await job.Cancel()).State);
