@@ -112,7 +112,7 @@ public sealed class SdxlServiceCollectionTests
     }
 
     [Fact]
-    public async Task Cli_memory_mode_per_phase_gives_the_same_image_and_tiling_flags_parse()
+    public async Task Cli_memory_mode_per_phase_and_no_prepack_give_the_same_image_and_tiling_flags_parse()
     {
         var model = SyntheticModels.Get();
         var dir = Directory.CreateTempSubdirectory("sdxl-cli-modes-").FullName;
@@ -124,6 +124,17 @@ public sealed class SdxlServiceCollectionTests
             Assert.Equal(0, await CliApp.RunAsync([.. common, "--memory-mode", "per-phase", "--output", Path.Combine(dir, "phase.npy")], new StringWriter(), err));
             Assert.Equal(0, await CliApp.RunAsync([.. common, "--vae-tiling", "--output", Path.Combine(dir, "tiled.npy")], new StringWriter(), err));
             Assert.Equal(NpyFile.Read(Path.Combine(dir, "keep.npy")).Data, NpyFile.Read(Path.Combine(dir, "phase.npy")).Data);
+
+            // --no-prepack changes only the kernels' weight layout: the same image to float32 rounding.
+            Assert.Equal(0, await CliApp.RunAsync([.. common, "--no-prepack", "--output", Path.Combine(dir, "mapped.npy")], new StringWriter(), err));
+            var keep = NpyFile.Read(Path.Combine(dir, "keep.npy")).Data;
+            var mapped = NpyFile.Read(Path.Combine(dir, "mapped.npy")).Data;
+            Assert.Equal(keep.Length, mapped.Length);
+            for (int i = 0; i < keep.Length; i++)
+            {
+                Assert.True(Math.Abs(keep[i] - mapped[i]) < 1e-4f, $"pixel value {i}: {keep[i]} vs {mapped[i]}");
+            }
+
             Assert.Equal(2, await CliApp.RunAsync([.. common, "--memory-mode", "sometimes", "--output", Path.Combine(dir, "x.npy")], new StringWriter(), err));
             Assert.Equal(2, await CliApp.RunAsync([.. common, "--cuda-graph", "--output", Path.Combine(dir, "x.npy")], new StringWriter(), err));
             Assert.False(File.Exists(Path.Combine(dir, "x.npy")));
