@@ -13,7 +13,7 @@ namespace Sdxl.Net.Benchmarks;
 /// step, overhead ratio. Prints a markdown table and, for reference, the weights of each component.
 /// <c>scale --model DIR --load [--components unet,...] [--variants default,no-prepack,...] [--latent 32] [--batch 1]</c>:
 /// session creation time and resident memory per component
-/// under ONNX Runtime's start-up options (default, prepacking off, an optimized graph saved and reloaded), and the time
+/// under ONNX Runtime's start-up options (default, prepacking off, an optimized graph saved and reloaded, one intra-op thread), and the time
 /// of a first and a second small run after each.
 /// </summary>
 internal static class ScaleCommand
@@ -136,14 +136,24 @@ internal static class ScaleCommand
     }
 
     // The start-up options measured: ONNX Runtime's default; prepacking off; an optimized graph saved once (its cost)
-    // and reloaded with optimizations off (the saving on every later start), also without prepacking.
+    // and reloaded with optimizations off (the saving on every later start), also without prepacking; one intra-op
+    // thread instead of ONNX Runtime's choice (does session creation use the pool?).
     private static readonly string[] LoadVariants =
-        ["default", "no-prepack", "optimized-file (save)", "optimized-file (reload)", "optimized-file (reload, no-prepack)"];
+        ["default", "no-prepack", "optimized-save", "optimized-reload", "optimized-reload-no-prepack", "threads-1"];
 
     private static int Load(CommandOptions args, string model)
     {
         var components = args.Get("components", "text_encoder,text_encoder_2,unet,vae_decoder").Split(',');
         var variants = args.Has("variants") ? args.Get("variants", "").Split(',') : LoadVariants;
+        foreach (var variant in variants)
+        {
+            if (Array.IndexOf(LoadVariants, variant) < 0)
+            {
+                Console.Error.WriteLine($"scale: unknown --variants entry '{variant}'; known: {string.Join(", ", LoadVariants)}");
+                return 2;
+            }
+        }
+
         var runShape = $"--latent {args.GetInt32("latent", 32)} --batch {args.GetInt32("batch", 1)}";
         Console.WriteLine();
         Console.WriteLine("| component | session option | create s | RSS after create GB | first run s | second run s | RSS after runs GB |");
@@ -152,7 +162,7 @@ internal static class ScaleCommand
         {
             foreach (var variant in variants)
             {
-                var (ok, line) = RunChildAsync($"scale-load --model \"{model}\" --component {component} --variant \"{variant}\" {runShape}", args.GetInt32("timeout-s", 3600)).GetAwaiter().GetResult();
+                var (ok, line) = RunChildAsync($"scale-load --model \"{model}\" --component {component} --variant {variant} {runShape}", args.GetInt32("timeout-s", 3600)).GetAwaiter().GetResult();
                 Console.WriteLine(ok ? line : $"| {component} | {variant} | failed: {line} |");
             }
         }
@@ -178,14 +188,19 @@ internal static class ScaleCommand
             options.AddSessionConfigEntry("session.disable_prepacking", "1");
         }
 
-        if (variant == "optimized-file (save)")
+        if (variant.StartsWith("threads-1", StringComparison.Ordinal))
+        {
+            options.IntraOpNumThreads = 1;
+        }
+
+        if (variant == "optimized-save")
         {
             Directory.CreateDirectory(Path.GetDirectoryName(optimized)!);
             options.OptimizedModelFilePath = optimized;
             options.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", "model.onnx_data");
             options.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
         }
-        else if (variant.StartsWith("optimized-file (reload", StringComparison.Ordinal))
+        else if (variant.StartsWith("optimized-reload", StringComparison.Ordinal))
         {
             path = optimized;
             options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
@@ -217,7 +232,7 @@ internal static class ScaleCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {component} | {variant} | {created.TotalSeconds:0.0} | {delta / 1e9:0.00} | {firstRun:0.00} | {secondRun:0.00} | {afterRuns / 1e9:0.00} |"));
         }
 
-        if (variant == LoadVariants[^1])
+        if (variant == "optimized-reload-no-prepack")
         {
             try
             {
