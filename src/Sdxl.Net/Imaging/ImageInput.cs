@@ -5,6 +5,7 @@ using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
+using Sdxl.Net.Runtime;
 
 namespace Sdxl.Net.Imaging;
 
@@ -49,7 +50,7 @@ public static class ImageInput
     public static Image<Rgb24> Load(string path, ImageLoadLimits? limits = null)
     {
         limits ??= ImageLoadLimits.Default;
-        var info = new FileInfo(path);
+        var info = FileAccessCheck.ResolveOrSelf(path);   // through links: a link's own length is that of its target's path
         if (!info.Exists)
         {
             throw new FileNotFoundException($"Image not found: '{path}'.", path);

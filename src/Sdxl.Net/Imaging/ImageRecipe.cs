@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
+using Sdxl.Net.Runtime;
 
 namespace Sdxl.Net.Imaging;
 
@@ -175,7 +176,7 @@ public static class ImageRecipe
 
         // The file may be untrusted: read a bounded number of bytes and walk the chunks ourselves, inflating only the
         // recipe chunk and only up to a limit, so a decompression bomb in a text chunk cannot exhaust memory.
-        var info = new FileInfo(pngPath);
+        var info = FileAccessCheck.ResolveOrSelf(pngPath);
         if (!info.Exists)
         {
             throw new FileNotFoundException($"Image not found: '{pngPath}'.", pngPath);

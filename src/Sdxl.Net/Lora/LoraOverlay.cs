@@ -277,7 +277,7 @@ internal sealed class LoraFileCache
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = Path.GetFullPath(path);
-        var info = new FileInfo(full);
+        var info = FileAccessCheck.ResolveOrSelf(full);   // a cached file is recognised by its target's length and time
         if (!info.Exists)
         {
             throw new ArgumentException($"LoRA file not found: '{path}'.", nameof(GenerationRequest.Loras));

@@ -31,13 +31,10 @@ internal static class MemoryGuard
             if (!file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !file.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
             {
                 // Hugging Face cache snapshots hold symbolic links to the blobs: count the blob, not the link.
-                var info = new FileInfo(file);
+                FileInfo info;
                 try
                 {
-                    if (info.LinkTarget is not null)
-                    {
-                        info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
-                    }
+                    info = FileAccessCheck.Resolve(file);
                 }
                 catch (IOException)
                 {

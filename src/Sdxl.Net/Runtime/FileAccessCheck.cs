@@ -78,6 +78,34 @@ internal static partial class FileAccessCheck
         return reason.Length > 0 ? char.ToLowerInvariant(reason[0]) + reason[1..] : "unknown error";
     }
 
+    /// <summary>
+    /// The file a path finally names: through symbolic links, as in Hugging Face cache snapshots (every file there is
+    /// a link to a blob). <see cref="FileInfo"/> describes a link itself — its <c>Length</c> is the length of the
+    /// target's path — so sizes and times must be read from the target.
+    /// </summary>
+    /// <exception cref="IOException">The links loop, or a link cannot be read.</exception>
+    public static FileInfo Resolve(string path)
+    {
+        var info = new FileInfo(path);
+        return info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target ? target : info;
+    }
+
+    /// <summary>
+    /// <see cref="Resolve"/>, or the link itself when its links loop or cannot be read (opening the path then reports
+    /// that fault in its own words).
+    /// </summary>
+    public static FileInfo ResolveOrSelf(string path)
+    {
+        try
+        {
+            return Resolve(path);
+        }
+        catch (IOException)
+        {
+            return new FileInfo(path);
+        }
+    }
+
     [GeneratedRegex(@"system error number (\d+)")]
     private static partial Regex SystemErrorNumber();
 }

@@ -260,6 +260,11 @@ internal sealed class OnnxGraph
 
         var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!;
         var file = System.IO.Path.Combine(folder, location);
+        if (Directory.Exists(file))
+        {
+            throw Fault($"initializer '{tensor.Name}' is stored in '{location}', which is a directory beside the model, not a file");
+        }
+
         if (!File.Exists(file))
         {
             throw Fault($"initializer '{tensor.Name}' is stored in '{location}', which does not exist beside the model");
@@ -286,7 +291,7 @@ internal sealed class OnnxGraph
             var file = ExternalPath(tensor);
             if (!lengths.TryGetValue(file, out long fileLength))
             {
-                lengths[file] = fileLength = new FileInfo(file).Length;
+                lengths[file] = fileLength = ExternalFileLength(file);
             }
 
             long length = tensor.Length >= 0 ? tensor.Length : tensor.ElementCount * ElementSize(tensor.ElementType);
@@ -294,6 +299,21 @@ internal sealed class OnnxGraph
             {
                 throw Fault($"initializer '{tensor.Name}' lies at bytes [{tensor.Offset}, {tensor.Offset + length}) beyond the end of '{file}' ({fileLength} bytes): the file is truncated or from another export");
             }
+        }
+    }
+
+    // The length of an external data file, through symbolic links (Hugging Face cache snapshots link to blobs); a
+    // file that cannot be opened is named in words.
+    private long ExternalFileLength(string file)
+    {
+        try
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            return stream.Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fault($"cannot read its external data '{file}': {FileAccessCheck.Reason(e)}");
         }
     }
 

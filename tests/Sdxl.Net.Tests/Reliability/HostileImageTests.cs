@@ -147,6 +147,11 @@ public sealed class HostileImageTests
         File.WriteAllBytes(folder["big.png"], png);
         var file = Assert.Throws<InvalidDataException>(() => ImageInput.Load(folder["big.png"], new ImageLoadLimits { MaxBytes = 100 }));
         Assert.Contains($"is {png.Length} bytes; images up to 100 bytes", file.Message);
+
+        // Through a symbolic link the target's size counts (a link's own length is that of the target's path).
+        File.CreateSymbolicLink(folder["link.png"], folder["big.png"]);
+        var linked = Assert.Throws<InvalidDataException>(() => ImageInput.Load(folder["link.png"], new ImageLoadLimits { MaxBytes = 100 }));
+        Assert.Contains($"is {png.Length} bytes; images up to 100 bytes", linked.Message);
     }
 
     [Theory]

@@ -75,6 +75,52 @@ public sealed class FileSignatureTests
         Assert.Contains("beyond the end", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Per_phase_loading_reads_external_weights_through_links_as_in_a_hugging_face_cache()
+    {
+        // huggingface_hub's snapshots hold a symbolic link per file, to a blob elsewhere; a link's own length is the
+        // length of its target's path, so the external-data check must measure the blob. Reference: the same files
+        // opened directly.
+        using var blobs = new TempFolder();
+        using var snapshot = new TempFolder();
+        ExportedSdxlModel.Write(blobs.Path, new ExportedModelOptions { Architecture = SdxlArchitecture.Miniature });
+        foreach (var file in Directory.GetFiles(blobs.Path, "*", SearchOption.AllDirectories))
+        {
+            var link = Path.Combine(snapshot.Path, Path.GetRelativePath(blobs.Path, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+            File.CreateSymbolicLink(link, file);
+        }
+
+        Assert.NotNull(new FileInfo(Path.Combine(snapshot.Path, "unet", "model.onnx_data")).LinkTarget);
+        var request = Faults.Tiny(seed: 11);
+        using var direct = SdxlPipeline.CreateBuilder().WithModel(blobs.Path).WithMemoryMode(MemoryMode.LoadPerPhase).Build();
+        using var linked = SdxlPipeline.CreateBuilder().WithModel(snapshot.Path).WithMemoryMode(MemoryMode.LoadPerPhase).Build();
+        var expected = (await direct.GenerateAsync(request)).Images[0].Pixels.ToArray();
+        var actual = (await linked.GenerateAsync(request)).Images[0].Pixels.ToArray();
+        Assert.Equal(expected, actual);
+    }
+
+    [Theory]
+    [InlineData("missing", "does not exist beside the model")]
+    [InlineData("directory", "is a directory beside the model")]
+    public void Per_phase_build_names_external_weights_it_cannot_read(string fault, string reason)
+    {
+        using var dir = new TempFolder();
+        ExportedSdxlModel.Write(dir.Path, new ExportedModelOptions { Architecture = SdxlArchitecture.Miniature });
+        var data = Path.Combine(dir.Path, "unet", "model.onnx_data");
+        File.Delete(data);
+        if (fault == "directory")
+        {
+            Directory.CreateDirectory(data);
+        }
+
+        var e = Assert.Throws<SdxlModelException>(() =>
+            SdxlPipeline.CreateBuilder().WithModel(dir.Path).WithMemoryMode(MemoryMode.LoadPerPhase).Build());
+        Assert.StartsWith("unet:", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'model.onnx_data'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
+
     private static void AssertSameSignature(string path)
     {
         var graph = OnnxGraphReader.Read(path);
