@@ -51,9 +51,26 @@ internal sealed class PreviewWriter(IProgress<GenerationProgress> inner, string 
             throw new UsageException($"--taesd: folder not found: '{taesd}'");
         }
 
-        Directory.CreateDirectory(dir);
+        EnsureWritable(dir);
         var preview = new PreviewOptions { Kind = previewKind, EveryNSteps = every.Value, TaesdDirectory = taesd };
         return (size is { } s ? preview with { MaxSize = s } : preview, dir);
+    }
+
+    // Checked before the models load, so a folder that cannot take the previews is a usage error, not a failure
+    // after the first step.
+    private static void EnsureWritable(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, $".sdxl-write-check-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--preview-dir: cannot write previews to '{dir}': {e.Message}");
+        }
     }
 
     public void Report(GenerationProgress value)

@@ -84,6 +84,35 @@ public sealed class FewStepCliTests
         Assert.StartsWith("sdxl: error:", err);
     }
 
+    [Theory]
+    [InlineData("--timesteps", "500,700", "strictly descending")]
+    [InlineData("--timesteps", "1000,500", "from 0 to")]
+    [InlineData("--sigmas", "14,20,0", "strictly descending")]
+    public async Task Custom_schedules_that_are_not_descending_are_usage_errors(string flag, string value, string reason)
+    {
+        using var dir = new TempDirectory();
+        var output = Path.Combine(dir.Path, "out.png");
+        var (exit, _, err) = await Run(Generate(SyntheticModels.Get(), output, "--guidance", "5", flag, value));
+        Assert.Equal(2, exit);
+        Assert.Contains(reason, err);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public async Task A_preview_folder_that_cannot_be_written_is_a_usage_error_before_generating()
+    {
+        using var dir = new TempDirectory();
+        var blocker = Path.Combine(dir.Path, "a-file");
+        await File.WriteAllTextAsync(blocker, "not a folder");
+        var output = Path.Combine(dir.Path, "out.png");
+        var (exit, _, err) = await Run(Generate(SyntheticModels.Get(), output, "--steps", "2", "--guidance", "5",
+            "--preview-every", "1", "--preview-dir", Path.Combine(blocker, "previews")));
+        Assert.Equal(2, exit);
+        Assert.StartsWith("sdxl: error: --preview-dir: cannot write previews to", err);
+        Assert.DoesNotContain("Denoising", err);
+        Assert.False(File.Exists(output));
+    }
+
     [Fact]
     public async Task A_scheduler_without_custom_timesteps_is_a_usage_error()
     {

@@ -64,6 +64,17 @@ public sealed class CustomScheduleTests
         Assert.Contains("Karras", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(
             new EulerDiscreteScheduler(SchedulerConfig.SdxlBase.With("use_karras_sigmas", true)), 4, [999, 499], null)).Message);
         Assert.Contains("at least 2", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, null, [1.0])).Message);
+
+        // Euler: diffusers would clamp 1000 to the last training step and walk an ascending list back into noise.
+        Assert.Contains("from 0 to 999", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, [1000, 500], null)).Message);
+        Assert.Contains("700 at position 1 follows 500", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, [500, 700], null)).Message);
+        Assert.Contains("strictly descending", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, [999, 999], null)).Message);
+        Assert.Contains("20 at position 1 follows 14", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, null, [14, 20, 0])).Message);
+        Assert.Contains("strictly descending", Assert.Throws<ArgumentException>(() => CustomSchedules.CreateRun(euler, 4, null, [14, 1, 1, 0])).Message);
+
+        // Fractional timesteps stay allowed for Euler (its sigmas are interpolated), as do sigmas ending above zero.
+        Assert.Equal(2, CustomSchedules.CreateRun(euler, 4, [999.0, 499.25], null).InferenceSteps);
+        Assert.Equal(2, CustomSchedules.CreateRun(euler, 4, null, [14.6, 1.2, 0.03]).InferenceSteps);
     }
 
     [Fact]
