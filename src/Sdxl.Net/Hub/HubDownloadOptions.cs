@@ -40,6 +40,12 @@ public sealed record HubDownloadOptions
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(Revision, nameof(Revision));
+        if (RevisionProblem(Revision) is { } problem)
+        {
+            throw new ArgumentException(
+                $"Revision '{Revision}' is not a branch, tag or commit name: {problem}.", nameof(Revision));
+        }
+
         if (MaxParallelDownloads is < 1 or > 16)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxParallelDownloads), MaxParallelDownloads, "MaxParallelDownloads must be from 1 to 16.");
@@ -54,5 +60,44 @@ public sealed record HubDownloadOptions
         {
             throw new ArgumentOutOfRangeException(nameof(LockTimeout), LockTimeout, "LockTimeout must not be negative.");
         }
+    }
+
+    // A revision becomes a path in the cache (refs/<revision>) and a URL segment, so it must be a name git itself
+    // would accept (git check-ref-format's rules, which the Hub's branches and tags follow): above all no "..", no
+    // absolute path and no backslash, which would lead outside the cache.
+    private static string? RevisionProblem(string revision)
+    {
+        if (revision.Length > 255)
+        {
+            return "longer than 255 characters";
+        }
+
+        foreach (char c in revision)
+        {
+            if (char.IsControl(c) || c is ' ' or '~' or '^' or ':' or '?' or '*' or '[' or '\\')
+            {
+                return $"it contains '{(char.IsControl(c) ? $"U+{(int)c:X4}" : c.ToString())}'";
+            }
+        }
+
+        if (revision.Contains("..", StringComparison.Ordinal) || revision.Contains("@{", StringComparison.Ordinal))
+        {
+            return "it contains '..' or '@{'";
+        }
+
+        if (revision.StartsWith('/') || revision.EndsWith('/') || revision.Contains("//", StringComparison.Ordinal))
+        {
+            return "it starts or ends with '/' or has an empty part";
+        }
+
+        foreach (var part in revision.Split('/'))
+        {
+            if (part.StartsWith('.') || part.EndsWith(".lock", StringComparison.Ordinal) || part.EndsWith('.'))
+            {
+                return $"its part '{part}' starts or ends with '.' or ends with '.lock'";
+            }
+        }
+
+        return null;
     }
 }

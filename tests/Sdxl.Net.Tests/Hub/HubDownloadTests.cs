@@ -208,6 +208,30 @@ public sealed class HubDownloadTests : IAsyncLifetime
         Assert.Contains("'v9'", revision.Message);
     }
 
+    [Theory]
+    [InlineData("../../outside")]
+    [InlineData("/etc/passwd")]
+    [InlineData("refs\\..\\x")]
+    [InlineData("main/")]
+    [InlineData(".hidden")]
+    [InlineData("v1 beta")]
+    public async Task A_revision_that_is_not_a_ref_name_is_refused_before_any_request(string revision)
+    {
+        // The revision names refs/<revision> in the cache: a path out of it must never be written or asked for.
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => SdxlModelHub.DownloadAsync(RepoId, Options with { Revision = revision }));
+        Assert.Contains($"Revision '{revision}' is not a branch, tag or commit name", e.Message);
+        Assert.Equal(0, _hub.CountRequests(r => r.Contains(revision, StringComparison.Ordinal)));
+        Assert.False(Directory.Exists(Path.Combine(_cache.Path, "outside")));
+    }
+
+    [Theory]
+    [InlineData("main")]
+    [InlineData("refs/pr/1")]
+    [InlineData("v1.0")]
+    [InlineData("0123456789abcdef0123456789abcdef01234567")]
+    public void Branch_tag_pull_request_and_commit_names_are_valid_revisions(string revision) =>
+        (Options with { Revision = revision }).Validate();
+
     [Fact]
     public async Task A_repository_without_onnx_files_says_how_to_export_one()
     {
