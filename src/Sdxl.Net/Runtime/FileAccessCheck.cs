@@ -57,6 +57,21 @@ internal static partial class FileAccessCheck
         }
     }
 
+    /// <summary>
+    /// Checks that a model file exists (a link counts, even a looping one: opening it names the fault) and can be
+    /// read, before ONNX Runtime or the graph reader opens it.
+    /// </summary>
+    /// <exception cref="SdxlModelException">The file is missing or cannot be read; the message says why.</exception>
+    public static void EnsureModelFile(string path, string component)
+    {
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null)
+        {
+            throw new SdxlModelException($"{component}: model file not found: '{path}'.");
+        }
+
+        EnsureReadable(path, component);
+    }
+
     /// <summary>Why an I/O call failed, in words ("permission denied", "too many levels of symbolic links", ...).</summary>
     public static string Reason(Exception e)
     {

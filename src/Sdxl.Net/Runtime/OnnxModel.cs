@@ -396,12 +396,7 @@ internal sealed class OnnxModel : IDisposable
     // inputs to feed, and only tensors are kept.
     private static (Dictionary<string, TensorSpec> Inputs, Dictionary<string, TensorSpec> Outputs) ReadSpecs(string component, string path)
     {
-        if (!File.Exists(path) && new FileInfo(path).LinkTarget is null)
-        {
-            throw new SdxlModelException($"{component}: model file not found: '{path}'.");
-        }
-
-        FileAccessCheck.EnsureReadable(path, component);
+        FileAccessCheck.EnsureModelFile(path, component);
         OnnxGraph graph;
         try
         {

@@ -75,19 +75,15 @@ internal sealed class SessionCustomization
         };
     }
 
-    /// <summary>Applies the customization to options about to create a session.</summary>
-    /// <param name="options">The session options.</param>
-    /// <param name="prepackingAlreadyOff">Whether the provider options already turned prepacking off (ONNX Runtime warns when a key is set twice).</param>
-    internal void ApplyTo(SessionOptions options, bool prepackingAlreadyOff = false)
+    /// <summary>
+    /// Applies the customization to options about to create a session. <see cref="DisablePrepacking"/> is not applied
+    /// here: <see cref="SessionFactory"/> combines it with the provider options' own setting and sets the key once.
+    /// </summary>
+    internal void ApplyTo(SessionOptions options)
     {
         if (CapAtExtendedOptimization && options.GraphOptimizationLevel > GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         {
             options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
-        }
-
-        if (DisablePrepacking && !prepackingAlreadyOff)
-        {
-            options.AddSessionConfigEntry(SessionFactory.PrepackingOffKey, "1");
         }
 
         foreach (var (name, value) in InitializerOverrides)

@@ -5,9 +5,6 @@ namespace Sdxl.Net.Runtime;
 /// <summary>Creates ONNX Runtime sessions for the configured execution provider, with clear errors.</summary>
 internal static class SessionFactory
 {
-    /// <summary>ONNX Runtime's session configuration key that turns weight prepacking off.</summary>
-    internal const string PrepackingOffKey = "session.disable_prepacking";
-
     /// <summary>Creates the session on the first provider of <c>[Kind, ..Fallbacks]</c> that initialises.</summary>
     /// <param name="modelPath">The model file.</param>
     /// <param name="component">The component name (CUDA graphs are enabled for the <c>unet</c> only).</param>
@@ -17,16 +14,11 @@ internal static class SessionFactory
     public static InferenceSession Create(string modelPath, string component, ExecutionProviderOptions options, out ExecutionProviderKind provider,
         SessionCustomization? customization = null)
     {
-        if (!File.Exists(modelPath) && new FileInfo(modelPath).LinkTarget is null)
-        {
-            throw new SdxlModelException($"{component}: model file not found: '{modelPath}'.");
-        }
-
+        // Opened here first so that a missing or unreadable file or a symbolic-link loop is named in words, not as
+        // ONNX Runtime's "system error number 13"; likewise the external weights optimum writes next to large models.
+        FileAccessCheck.EnsureModelFile(modelPath, component);
         NativeRuntime.EnsureLoaded();
-        // Opened here first so that an unreadable file or a symbolic-link loop is named in words, not as ONNX
-        // Runtime's "system error number 13"; likewise the external weights optimum writes next to large models.
         OrtLogging.Route(null);
-        FileAccessCheck.EnsureReadable(modelPath, component);
         var externalData = modelPath + "_data";
         if (File.Exists(externalData) || new FileInfo(externalData).LinkTarget is not null)
         {
@@ -48,8 +40,10 @@ internal static class SessionFactory
             SessionOptions? sessionOptions = null;
             try
             {
-                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options), component);
-                customization?.ApplyTo(sessionOptions, prepackingAlreadyOff: !options.PrepackWeights);
+                // Prepacking is off when the provider options say so or when an overlay rewrites weights in place.
+                bool prepack = options.PrepackWeights && customization?.DisablePrepacking != true;
+                sessionOptions = CreateOptions(kind, options, UsesCudaGraph(component, kind, options), component, prepack);
+                customization?.ApplyTo(sessionOptions);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
@@ -95,7 +89,7 @@ internal static class SessionFactory
     public static bool UsesCudaGraph(string component, ExecutionProviderKind kind, ExecutionProviderOptions options) =>
         options.EnableCudaGraph && component == "unet" && kind is ExecutionProviderKind.Cuda or ExecutionProviderKind.TensorRT;
 
-    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph, string component)
+    private static SessionOptions CreateOptions(ExecutionProviderKind kind, ExecutionProviderOptions options, bool cudaGraph, string component, bool prepack)
     {
         var so = new SessionOptions
         {
@@ -108,9 +102,9 @@ internal static class SessionFactory
             so.IntraOpNumThreads = options.IntraOpThreads;
         }
 
-        if (!options.PrepackWeights)
+        if (!prepack)
         {
-            so.AddSessionConfigEntry(PrepackingOffKey, "1");
+            so.AddSessionConfigEntry("session.disable_prepacking", "1");
         }
 
         try

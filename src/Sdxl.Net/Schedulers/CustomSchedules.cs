@@ -110,5 +110,16 @@ internal static class CustomSchedules
                 throw new ArgumentException($"{name} must be finite and non-negative; found {values[i]} at position {i}.", name);
             }
         }
+
+        // Every sampler walks from noise to the image: each timestep or noise level below the one before. diffusers'
+        // LCM and TCD refuse other orders; its Euler would walk an ascending list back towards noise without a word.
+        for (int i = 1; i < values.Count; i++)
+        {
+            if (values[i] >= values[i - 1])
+            {
+                throw new ArgumentException(
+                    $"Custom {name.ToLowerInvariant()} must be in strictly descending order; {values[i]} at position {i} follows {values[i - 1]}.", name);
+            }
+        }
     }
 }

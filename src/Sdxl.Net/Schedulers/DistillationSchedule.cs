@@ -45,8 +45,9 @@ internal static class DistillationSchedule
     }
 
     /// <summary>
-    /// A custom schedule (<c>set_timesteps(timesteps=...)</c>): whole training timesteps in strictly descending order, the
-    /// first below <c>num_train_timesteps</c>. diffusers only warns about timesteps off the distillation schedule.
+    /// A custom schedule (<c>set_timesteps(timesteps=...)</c>): whole training timesteps below <c>num_train_timesteps</c>
+    /// (their strictly descending order is checked by <see cref="CustomSchedules"/> for every sampler). diffusers only
+    /// warns about timesteps off the distillation schedule.
     /// </summary>
     public static float[] CustomTimesteps(IReadOnlyList<double> timesteps, int trainSteps)
     {
@@ -58,11 +59,6 @@ internal static class DistillationSchedule
             if (!(t >= 0 && t < trainSteps && t == Math.Floor(t)))
             {
                 throw new ArgumentException($"Custom timesteps of this scheduler must be whole numbers from 0 to {trainSteps - 1}; found {t} at position {i}.", nameof(timesteps));
-            }
-
-            if (i > 0 && t >= timesteps[i - 1])
-            {
-                throw new ArgumentException($"Custom timesteps must be in strictly descending order; {t} at position {i} follows {timesteps[i - 1]}.", nameof(timesteps));
             }
 
             result[i] = (float)t;

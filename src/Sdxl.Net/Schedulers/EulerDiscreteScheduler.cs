@@ -104,19 +104,14 @@ public sealed class EulerDiscreteScheduler : IScheduler, ICustomTimestepsSchedul
             throw new ArgumentException("Custom timesteps cannot be combined with continuous v-prediction timesteps (diffusers refuses it too); give custom sigmas instead.", nameof(timesteps));
         }
 
-        // diffusers takes any list here and np.interp clamps values beyond the training range; a schedule that is not
-        // strictly descending or leaves that range is a mistake, not a schedule, so it is refused rather than clamped.
+        // diffusers takes any timestep here and np.interp clamps values beyond the training range; one beyond it is a
+        // mistake, not a schedule, so it is refused rather than clamped (the order is checked by CustomSchedules).
         int trainSteps = _alphasCumprod.Length;
         for (int i = 0; i < timesteps.Count; i++)
         {
             if (timesteps[i] > trainSteps - 1)
             {
                 throw new ArgumentException($"Custom timesteps must be from 0 to {trainSteps - 1} (num_train_timesteps {trainSteps}); found {timesteps[i]} at position {i}.", nameof(timesteps));
-            }
-
-            if (i > 0 && timesteps[i] >= timesteps[i - 1])
-            {
-                throw new ArgumentException($"Custom timesteps must be in strictly descending order; {timesteps[i]} at position {i} follows {timesteps[i - 1]}.", nameof(timesteps));
             }
         }
 
@@ -142,14 +137,6 @@ public sealed class EulerDiscreteScheduler : IScheduler, ICustomTimestepsSchedul
     ISchedulerRun ICustomSigmasScheduler.CreateRun(IReadOnlyList<double> sigmas)
     {
         ArgumentNullException.ThrowIfNull(sigmas);
-        for (int i = 1; i < sigmas.Count; i++)
-        {
-            // A sampler walks from noise to the image: each noise level below the one before (the last usually 0).
-            if (sigmas[i] >= sigmas[i - 1])
-            {
-                throw new ArgumentException($"Custom sigmas must be in strictly descending order; {sigmas[i]} at position {i} follows {sigmas[i - 1]}.", nameof(sigmas));
-            }
-        }
 
         // np.array(sigmas).astype(np.float32); each timestep is _sigma_to_t of a float32 sigma (float32 logs, as numpy
         // keeps the scalar's type); the list is used as given, final sigma included.
